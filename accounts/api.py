@@ -1,0 +1,172 @@
+"""JSON API of accounts: validate the wire format, call a service, serialize the result."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from chat_realtime.rate_limits import client_ip
+
+
+class PublicUserSerializer(serializers.Serializer):
+    """A user as other people see them: never their email or phone number."""
+
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    avatar_url = serializers.CharField(allow_null=True)
+    last_seen = serializers.DateTimeField(allow_null=True)
+
+
+class MeSerializer(PublicUserSerializer):
+    email = serializers.EmailField()
+    phone_number = serializers.CharField(allow_null=True)
+    date_joined = serializers.DateTimeField()
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class SessionSerializer(TokenPairSerializer):
+    user = MeSerializer()
+
+
+def _session(user) -> dict:
+    return {"user": MeSerializer(user).data, **services.issue_tokens(user=user)}
+
+
+class RegisterApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        # Missing fields reach the service as blanks, so every bad field is reported at once.
+        username = serializers.CharField(required=False, default="", allow_blank=True)
+        email = serializers.CharField(required=False, default="", allow_blank=True)
+        phone_number = serializers.CharField(required=False, default="", allow_blank=True)
+        password = serializers.CharField(required=False, default="", allow_blank=True, trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses={201: SessionSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = _valid(self.InputSerializer, request)
+        user = services.register_user(**data, client_ip=client_ip(request))
+        return Response(_session(user), status=status.HTTP_201_CREATED)
+
+
+class LoginApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        login = serializers.CharField(help_text="Username, email or phone number.")
+        password = serializers.CharField(trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses={200: SessionSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = _valid(self.InputSerializer, request)
+        user = services.login_user(**data, client_ip=client_ip(request), request=request._request)
+        return Response(_session(user))
+
+
+class RefreshApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = _valid(self.InputSerializer, request)
+        return Response(services.rotate_refresh_token(refresh=data["refresh"]))
+
+
+class LogoutApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={204: None}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = _valid(self.InputSerializer, request)
+        services.revoke_refresh_token(refresh=data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        old_password = serializers.CharField(trim_whitespace=False)
+        new_password = serializers.CharField(trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairSerializer})
+    def post(self, request: Request) -> Response:
+        data = _valid(self.InputSerializer, request)
+        services.change_password(user=request.user, **data)
+        # Every refresh token was revoked, this client's too: hand it a fresh pair.
+        return Response(services.issue_tokens(user=request.user))
+
+
+class PasswordResetApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={202: None}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = _valid(self.InputSerializer, request)
+        services.request_password_reset(
+            email=data["email"], site_url=request.build_absolute_uri("/"), client_ip=client_ip(request)
+        )
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        uid = serializers.CharField()
+        token = serializers.CharField()
+        new_password = serializers.CharField(trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses={204: None}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = _valid(self.InputSerializer, request)
+        services.reset_password(**data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    class UpdateSerializer(serializers.Serializer):
+        username = serializers.CharField(required=False)
+        email = serializers.CharField(required=False)
+        phone_number = serializers.CharField(required=False)
+        avatar = serializers.FileField(required=False, help_text="JPEG, PNG, GIF or WebP, at most 5 MB.")
+
+    @extend_schema(responses={200: MeSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(request.user).data)
+
+    @extend_schema(request=UpdateSerializer, responses={200: MeSerializer})
+    def patch(self, request: Request) -> Response:
+        data = _valid(self.UpdateSerializer, request)
+        user = services.update_profile(user=request.user, **data)
+        return Response(MeSerializer(user).data)
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+

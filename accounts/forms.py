@@ -1,0 +1,56 @@
+"""Browser forms: they carry the fields; the services decide what is valid."""
+
+from django import forms
+
+
+class SignupForm(forms.Form):
+    username = forms.CharField(max_length=30, help_text="3 to 30 letters, digits, underscores or dots.")
+    email = forms.EmailField()
+    phone_number = forms.CharField(max_length=32, help_text="9 to 15 digits, optionally starting with +.")
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password_confirm = forms.CharField(
+        label="Password again", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("password_confirm"):
+            self.add_error("password_confirm", "The two passwords differ.")
+        return data
+
+
+class LoginForm(forms.Form):
+    login = forms.CharField(
+        label="Username, email or phone", widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"})
+    )
+    password = forms.CharField(
+        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+
+class PasswordChangeForm(forms.Form):
+    old_password = forms.CharField(
+        label="Current password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+    new_password = forms.CharField(
+        label="New password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+
+class PasswordResetRequestForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+
+class SetPasswordForm(forms.Form):
+    new_password = forms.CharField(
+        label="New password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+
+class ProfileForm(forms.Form):
+    username = forms.CharField(max_length=30)
+    avatar = forms.FileField(
+        required=False,
+        help_text="JPEG, PNG, GIF or WebP, at most 5 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/gif,image/webp"}),
+    )

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import RegexValidator
+from django.db import models
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,30}$"
+PHONE_NUMBER_PATTERN = r"^\+?\d{9,15}$"
+
+username_validator = RegexValidator(
+    USERNAME_PATTERN,
+    "Use 3 to 30 letters, digits, underscores or dots.",
+    code="invalid_username",
+)
+phone_number_validator = RegexValidator(
+    PHONE_NUMBER_PATTERN,
+    "Use 9 to 15 digits, optionally starting with +.",
+    code="invalid_phone_number",
+)
+
+# Spaces, dashes, dots and brackets are how people write numbers, not part of them.
+_PHONE_NUMBER_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def normalize_phone_number(raw: str) -> str:
+    return _PHONE_NUMBER_SEPARATORS.sub("", raw or "")
+
+
+def normalize_email(raw: str) -> str:
+    # Mailboxes are case-insensitive in practice; one spelling keeps uniqueness honest.
+    return (raw or "").strip().lower()
+
+
+class ChatUserManager(UserManager):
+    def create_user(self, username, email=None, password=None, **extra_fields):
+        return super().create_user(username, normalize_email(email), password, **extra_fields)
+
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        return super().create_superuser(username, normalize_email(email), password, **extra_fields)
+
+
+class User(AbstractUser):
+    username = models.CharField(
+        max_length=30,
+        unique=True,
+        validators=[username_validator],
+        help_text="3 to 30 letters, digits, underscores or dots.",
+        error_messages={"unique": "This username is taken."},
+    )
+    email = models.EmailField(unique=True, error_messages={"unique": "This email is already registered."})
+    # Optional in the database so staff accounts made with createsuperuser need none;
+    # sign-up asks for it.
+    phone_number = models.CharField(
+        max_length=16,
+        unique=True,
+        null=True,
+        blank=True,
+        validators=[phone_number_validator],
+        error_messages={"unique": "This phone number is already registered."},
+    )
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    REQUIRED_FIELDS = ["email"]
+
+    objects = ChatUserManager()
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.username
+
+    def clean(self) -> None:
+        # Forms that save users directly (the admin's) get the same spelling rules as sign-up.
+        super().clean()
+        self.email = normalize_email(self.email)
+        self.phone_number = normalize_phone_number(self.phone_number) or None
+
+    @property
+    def avatar_url(self) -> str | None:
+        return self.avatar.url if self.avatar else None

@@ -1,0 +1,284 @@
+"""Account writes: sign-up, login, tokens, passwords, profile.
+
+Every entry point (API, browser, admin) calls these; each rule lives here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.encoding import force_bytes, force_str
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User, normalize_email, normalize_phone_number, phone_number_validator, username_validator
+from accounts.selectors import active_user_by_email
+from chat_realtime.errors import ApplicationError, AuthenticationError, ValidationFailed
+from chat_realtime.images import avatar_file
+from chat_realtime.rate_limits import check_rate_limit
+
+TOO_MANY_LOGINS = "Too many login attempts. Wait a moment and try again."
+TOO_MANY_SIGNUPS = "Too many sign-ups from your network. Try again later."
+TOO_MANY_RESETS = "Too many password reset requests. Try again later."
+
+
+# --- Field rules ------------------------------------------------------------
+
+
+def _username_errors(username: str, *, exclude: User | None = None) -> list[str]:
+    if not username:
+        return ["Choose a username."]
+    try:
+        username_validator(username)
+    except ValidationError as error:
+        return list(error.messages)
+    taken = User.objects.filter(username__iexact=username)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    return ["This username is taken."] if taken.exists() else []
+
+
+def _email_errors(email: str, *, exclude: User | None = None) -> list[str]:
+    if not email:
+        return ["Enter your email address."]
+    try:
+        validate_email(email)
+    except ValidationError:
+        return ["Enter a valid email address."]
+    taken = User.objects.filter(email__iexact=email)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    return ["This email is already registered."] if taken.exists() else []
+
+
+def _phone_number_errors(phone_number: str, *, exclude: User | None = None) -> list[str]:
+    if not phone_number:
+        return ["Enter your phone number."]
+    try:
+        phone_number_validator(phone_number)
+    except ValidationError as error:
+        return list(error.messages)
+    taken = User.objects.filter(phone_number=phone_number)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    return ["This phone number is already registered."] if taken.exists() else []
+
+
+def _password_errors(password: str, *, user: User) -> list[str]:
+    if not password:
+        return ["Choose a password."]
+    try:
+        password_validation.validate_password(password, user=user)
+    except ValidationError as error:
+        return list(error.messages)
+    return []
+
+
+def _raise_if_any(errors: dict[str, list[str]]) -> None:
+    errors = {field: messages for field, messages in errors.items() if messages}
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _unique_conflict(error: IntegrityError) -> ValidationFailed:
+    # A concurrent sign-up won the race between our check and the insert.
+    text = str(error).lower()
+    for field, message in (
+        ("username", "This username is taken."),
+        ("email", "This email is already registered."),
+        ("phone_number", "This phone number is already registered."),
+    ):
+        if field in text:
+            return ValidationFailed({field: [message]})
+    return ValidationFailed({"username": ["This account already exists."]})
+
+
+# --- Sign-up and login -----------------------------------------------------
+
+
+def register_user(*, username: str, email: str, phone_number: str, password: str, client_ip: str) -> User:
+    check_rate_limit("register", key=f"ip:{client_ip}", message=TOO_MANY_SIGNUPS)
+    username = (username or "").strip()
+    email = normalize_email(email)
+    phone_number = normalize_phone_number(phone_number)
+    candidate = User(username=username, email=email, phone_number=phone_number)
+    _raise_if_any(
+        {
+            "username": _username_errors(username),
+            "email": _email_errors(email),
+            "phone_number": _phone_number_errors(phone_number),
+            "password": _password_errors(password, user=candidate),
+        }
+    )
+    candidate.set_password(password)
+    try:
+        with transaction.atomic():
+            candidate.save()
+    except IntegrityError as error:
+        raise _unique_conflict(error) from None
+    return candidate
+
+
+def login_user(*, login: str, password: str, client_ip: str, request: Any = None) -> User:
+    """The active user that `login` (username, email or phone) and `password` name."""
+    check_rate_limit("login", key=f"ip:{client_ip}", message=TOO_MANY_LOGINS)
+    check_rate_limit("login", key=f"account:{(login or '').strip().lower()}", message=TOO_MANY_LOGINS)
+    user = authenticate(request, username=login, password=password)
+    if user is None:
+        raise AuthenticationError("Wrong login or password.", code="invalid_credentials")
+    return user
+
+
+# --- JWT refresh tokens ------------------------------------------------------
+
+
+def issue_tokens(*, user: User) -> dict[str, str]:
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def _invalid_refresh() -> AuthenticationError:
+    return AuthenticationError("This refresh token is invalid, expired or revoked.", code="token_not_valid")
+
+
+def _verified_refresh(raw: str) -> RefreshToken:
+    try:
+        return RefreshToken(raw)
+    except TokenError:
+        raise _invalid_refresh() from None
+
+
+@transaction.atomic
+def rotate_refresh_token(*, refresh: str) -> dict[str, str]:
+    """Trade a refresh token for a new pair; the old one is spent.
+
+    The token's row is locked so two concurrent uses cannot both succeed.
+    """
+    token = _verified_refresh(refresh)
+    outstanding = (
+        OutstandingToken.objects.select_for_update().filter(jti=token[jwt_settings.JTI_CLAIM]).first()
+    )
+    if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+        raise _invalid_refresh()
+    user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM), is_active=True).first()
+    if user is None:
+        raise _invalid_refresh()
+    BlacklistedToken.objects.create(token=outstanding)
+    return issue_tokens(user=user)
+
+
+def revoke_refresh_token(*, refresh: str) -> None:
+    token = _verified_refresh(refresh)
+    token.blacklist()
+
+
+def revoke_all_refresh_tokens(*, user: User) -> None:
+    live = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=t) for t in live], ignore_conflicts=True)
+
+
+# --- Passwords ---------------------------------------------------------------
+
+
+@transaction.atomic
+def change_password(*, user: User, old_password: str, new_password: str) -> None:
+    errors: dict[str, list[str]] = {}
+    if not user.check_password(old_password or ""):
+        errors["old_password"] = ["Your current password is not correct."]
+    errors["new_password"] = _password_errors(new_password, user=user)
+    _raise_if_any(errors)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    revoke_all_refresh_tokens(user=user)
+
+
+def request_password_reset(*, email: str, site_url: str, client_ip: str) -> None:
+    """Mail a reset link if an active account has this email; say nothing either way."""
+    check_rate_limit("password_reset", key=f"ip:{client_ip}", message=TOO_MANY_RESETS)
+    check_rate_limit("password_reset", key=f"account:{normalize_email(email)}", message=TOO_MANY_RESETS)
+    user = active_user_by_email(email)
+    if user is None:
+        return
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    path = reverse("accounts:password_reset_confirm", kwargs={"uidb64": uid, "token": token})
+    context = {"user": user, "uid": uid, "token": token, "reset_url": site_url.rstrip("/") + path}
+    send_mail(
+        subject="Reset your chat-realtime password",
+        message=render_to_string("accounts/emails/password_reset.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def user_for_reset_token(*, uid: str, token: str) -> User:
+    try:
+        user = User.objects.get(pk=force_str(urlsafe_base64_decode(uid)), is_active=True)
+    except (ValueError, TypeError, OverflowError, User.DoesNotExist):
+        user = None
+    if user is None or not default_token_generator.check_token(user, token):
+        raise ApplicationError("This reset link is invalid or has expired.", code="invalid_reset_token")
+    return user
+
+
+@transaction.atomic
+def reset_password(*, uid: str, token: str, new_password: str) -> User:
+    user = user_for_reset_token(uid=uid, token=token)
+    _raise_if_any({"new_password": _password_errors(new_password, user=user)})
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    revoke_all_refresh_tokens(user=user)
+    return user
+
+
+# --- Profile -------------------------------------------------------------------
+
+
+def update_profile(
+    *,
+    user: User,
+    username: str | None = None,
+    email: str | None = None,
+    phone_number: str | None = None,
+    avatar: Any = None,
+) -> User:
+    """Change what was given; leave the rest. The avatar is decoded and re-encoded first."""
+    changes: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    if username is not None:
+        changes["username"] = username.strip()
+        errors["username"] = _username_errors(changes["username"], exclude=user)
+    if email is not None:
+        changes["email"] = normalize_email(email)
+        errors["email"] = _email_errors(changes["email"], exclude=user)
+    if phone_number is not None:
+        changes["phone_number"] = normalize_phone_number(phone_number)
+        errors["phone_number"] = _phone_number_errors(changes["phone_number"], exclude=user)
+    _raise_if_any(errors)
+    new_avatar = avatar_file(avatar) if avatar is not None else None
+
+    old_avatar_name = user.avatar.name if new_avatar is not None and user.avatar else None
+    for field, value in changes.items():
+        setattr(user, field, value)
+    try:
+        with transaction.atomic():
+            if new_avatar is not None:
+                user.avatar.save(new_avatar.name, new_avatar, save=False)
+            user.save()
+    except IntegrityError as error:
+        raise _unique_conflict(error) from None
+    if old_avatar_name:
+        storage = user.avatar.storage
+        transaction.on_commit(lambda: storage.delete(old_avatar_name))
+    return user

@@ -1,0 +1,99 @@
+import pytest
+
+from accounts.models import User
+
+REGISTER = "/api/auth/register"
+
+
+def payload(**overrides):
+    data = {
+        "username": "bob.smith",
+        "email": "Bob@Example.com",
+        "phone_number": "+44 7700 900123",
+        "password": "a-long-enough-secret-42",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.django_db
+def test_register_creates_the_user_and_returns_tokens(api_client):
+    response = api_client.post(REGISTER, payload(), format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["user"]["username"] == "bob.smith"
+    assert body["user"]["email"] == "bob@example.com"
+    assert body["user"]["phone_number"] == "+447700900123"
+    assert body["access"] and body["refresh"]
+    user = User.objects.get()
+    assert user.check_password("a-long-enough-secret-42")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("username", "ab"),
+        ("username", "x" * 31),
+        ("username", "has space"),
+        ("username", "émile"),
+        ("username", ""),
+        ("email", "not-an-email"),
+        ("email", ""),
+        ("phone_number", "12345678"),
+        ("phone_number", "1234567890123456"),
+        ("phone_number", "+12-abc-4567890"),
+        ("phone_number", ""),
+        ("password", "short"),
+        ("password", "password123"),
+        ("password", "12345678901"),
+        ("password", ""),
+    ],
+)
+def test_register_reports_each_invalid_field_and_writes_nothing(api_client, field, value):
+    response = api_client.post(REGISTER, payload(**{field: value}), format="json")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert list(error["fields"]) == [field]
+    assert error["fields"][field] and all(isinstance(m, str) for m in error["fields"][field])
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+def test_register_reports_every_bad_field_at_once(api_client):
+    response = api_client.post(REGISTER, {"username": "a", "email": "x", "phone_number": "1"}, format="json")
+
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {"username", "email", "phone_number", "password"}
+
+
+@pytest.mark.parametrize(
+    ("field", "taken"),
+    [("username", "ALICE"), ("email", "ALICE@example.COM"), ("phone_number", "+1 555 000 1111")],
+)
+def test_register_refuses_an_identifier_someone_already_has(api_client, user, field, taken):
+    response = api_client.post(REGISTER, payload(**{field: taken}), format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [field]
+    assert User.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_register_refuses_malformed_json_with_a_clear_error(api_client):
+    response = api_client.post(REGISTER, data="{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+
+
+@pytest.mark.django_db
+def test_register_refuses_a_json_body_that_is_not_an_object(api_client):
+    response = api_client.post(REGISTER, data="[1, 2]", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert not User.objects.exists()

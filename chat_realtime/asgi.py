@@ -1,0 +1,27 @@
+"""ASGI entry point: HTTP goes to Django, websockets to the one /ws/ consumer."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat_realtime.settings")
+# Django must be set up before anything imports models.
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from chat_realtime.consumers import RealtimeConsumer  # noqa: E402
+from chat_realtime.websocket_guards import AccessTokenAuthMiddleware, AllowedHostsOriginValidator  # noqa: E402
+
+websocket_urlpatterns = [path("ws/", RealtimeConsumer.as_asgi())]
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(AccessTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
+    }
+)

@@ -1,0 +1,104 @@
+"""The one websocket endpoint, /ws/.
+
+It translates frames to calls and events to frames, nothing else: each frame
+type is handled by a small async function (see `FRAME_HANDLERS`), and events
+that services publish to a group reach the client through `deliver`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from accounts.events import user_group
+from chat_realtime.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+# Close codes of our protocol (4000-4999 are the application's own).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_MESSAGE_TOO_BIG = 1009
+
+Frame = dict[str, Any]
+FrameHandler = Callable[["RealtimeConsumer", Frame], Awaitable[Frame | None]]
+
+
+async def ping(connection: RealtimeConsumer, frame: Frame) -> Frame:
+    return {"type": "pong"}
+
+
+# Frame type -> handler. Apps add theirs here, so every entry point is listed in one place.
+FRAME_HANDLERS: dict[str, FrameHandler] = {
+    "ping": ping,
+}
+
+
+def error_frame(code: str, message: str, **extra: Any) -> Frame:
+    return {"type": "error", "code": code, "message": message, **extra}
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    user_id: int | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            # Accept first: a close code only reaches the client on an open socket.
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        self.user_id = user.pk
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.user_id is not None:
+            await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.user_id is None:
+            return
+        if text_data is None:
+            await self.send_frame(error_frame("bad_request", "Send JSON text frames, not binary ones."))
+            return
+        if len(text_data) > settings.WEBSOCKET_MAX_FRAME_CHARS:
+            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+            return
+        try:
+            frame = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self.send_frame(error_frame("bad_request", "A frame must be a JSON object."))
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.send_frame(error_frame("bad_request", 'A frame must be a JSON object with a string "type".'))
+            return
+        handler = FRAME_HANDLERS.get(frame["type"])
+        if handler is None:
+            await self.send_frame(error_frame("unknown_type", f"Unknown frame type {frame['type'][:50]!r}."))
+            return
+        echo = {"client_id": frame["client_id"]} if isinstance(frame.get("client_id"), str) else {}
+        try:
+            reply = await handler(self, frame)
+        except ApplicationError as error:
+            fields = {"fields": error.fields} if error.fields else {}
+            await self.send_frame(error_frame(error.code, error.message, **fields, **echo))
+            return
+        except Exception:
+            logger.exception("websocket frame %r failed", frame["type"])
+            await self.send_frame(error_frame("server_error", "Something went wrong on our side.", **echo))
+            return
+        if reply is not None:
+            await self.send_frame(reply)
+
+    async def send_frame(self, frame: Frame) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """A group event published by a service: forward its frame."""
+        await self.send_frame(event["frame"])

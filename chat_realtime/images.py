@@ -1,0 +1,81 @@
+"""Uploaded images: trusted only after Pillow has decoded them.
+
+The file name and the declared content type say nothing; the bytes decide.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from chat_realtime.errors import ValidationFailed
+
+ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
+AVATAR_SIZE = 512
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image
+    format: str
+
+
+def decode_image(upload, *, field: str, max_bytes: int) -> DecodedImage:
+    """Decode an upload fully, refusing anything that is not a bounded JPEG/PNG/GIF/WebP."""
+
+    def refuse(message: str) -> ValidationFailed:
+        return ValidationFailed({field: [message]})
+
+    size = getattr(upload, "size", None)
+    if size is None or size == 0:
+        raise refuse("The file is empty.")
+    if size > max_bytes:
+        raise refuse(f"The image is too large: at most {max_bytes // (1024 * 1024)} MB.")
+    upload.seek(0)
+    data = upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise refuse(f"The image is too large: at most {max_bytes // (1024 * 1024)} MB.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in ACCEPTED_FORMATS:
+                raise refuse("Use a JPEG, PNG, GIF or WebP image.")
+            width, height = image.size
+            if width * height > settings.IMAGE_MAX_PIXELS:
+                raise refuse("The image has too many pixels.")
+            image.load()
+    except ValidationFailed:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise refuse("This file is not an image we can read (JPEG, PNG, GIF or WebP).") from None
+    except (OSError, SyntaxError, ValueError):
+        raise refuse("The image is damaged or incomplete.") from None
+    return DecodedImage(image=image, format=image.format)
+
+
+def avatar_file(upload, *, field: str = "avatar") -> ContentFile:
+    """A square-bounded, metadata-free re-encoding of an uploaded avatar.
+
+    Re-encoding drops EXIF (camera, GPS position) and anything hidden after
+    the image data; the result is a PNG when the image has transparency,
+    a JPEG otherwise.
+    """
+    decoded = decode_image(upload, field=field, max_bytes=settings.AVATAR_MAX_BYTES)
+    image = ImageOps.exif_transpose(decoded.image)
+    image.thumbnail((AVATAR_SIZE, AVATAR_SIZE))
+    has_alpha = image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info)
+    out = io.BytesIO()
+    if has_alpha:
+        image.convert("RGBA").save(out, format="PNG", optimize=True)
+        extension = "png"
+    else:
+        image.convert("RGB").save(out, format="JPEG", quality=88, optimize=True)
+        extension = "jpg"
+    return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.{extension}")

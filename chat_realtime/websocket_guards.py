@@ -1,0 +1,48 @@
+"""What a websocket passes before it reaches the consumer: its Origin, then its credentials."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+
+from accounts.selectors import user_for_access_token
+
+
+class AllowedHostsOriginValidator(OriginValidator):
+    """Refuses browsers on other sites (cross-site websocket hijacking).
+
+    A browser always sends Origin; its host must be one of ALLOWED_HOSTS.
+    Clients that send none are not browsers: they get through and must then
+    present an access token like any API client.
+    """
+
+    def __init__(self, application):
+        super().__init__(application, allowed_origins=[])
+
+    def valid_origin(self, parsed_origin) -> bool:
+        if parsed_origin is None:
+            return True
+        self.allowed_origins = settings.ALLOWED_HOSTS
+        return self.validate_origin(parsed_origin)
+
+
+class AccessTokenAuthMiddleware:
+    """`?token=<access JWT>` authenticates API clients; it overrides the session user.
+
+    A token that is present but forged or expired leaves the connection
+    anonymous; it does not fall back to a cookie.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        token = parse_qs(scope.get("query_string", b"").decode("latin1")).get("token")
+        if token:
+            user = await database_sync_to_async(user_for_access_token)(token[0])
+            scope = dict(scope, user=user or AnonymousUser())
+        return await self.application(scope, receive, send)

@@ -1,0 +1,65 @@
+"""Fixtures shared by every app's tests.
+
+Tests use whatever services the environment names (see chat_realtime/settings.py):
+the embedded stand-ins by default, the real MariaDB and Redis when DB_HOST and
+REDIS_HOST are set. Nothing here swaps one for the other.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import pytest
+from django.core.cache import cache
+from PIL import Image
+from rest_framework.test import APIClient
+
+_numbers = itertools.count(1)
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Only our prefixed keys: a shared Redis keeps whatever else it holds.
+    cache.delete_pattern("*")
+    yield
+    cache.delete_pattern("*")
+
+
+@pytest.fixture
+def make_user(db):
+    from accounts.models import User
+
+    def make(**fields) -> User:
+        n = next(_numbers)
+        fields.setdefault("username", f"user{n}")
+        fields.setdefault("email", f"user{n}@example.com")
+        fields.setdefault("phone_number", f"+1555000{n:04d}")
+        password = fields.pop("password", PASSWORD)
+        return User.objects.create_user(password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user(username="alice", email="alice@example.com", phone_number="+15550001111")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, (200, 80, 40) if mode == "RGB" else None).save(out, format=fmt)
+    return out.getvalue()

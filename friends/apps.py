@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class FriendsConfig(AppConfig):
+    """Friendships, friend requests, user search and notifications (their own issue)."""
+
+    name = "friends"

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class MessagingConfig(AppConfig):
+    """Chats, the message store and real-time delivery (their own issue)."""
+
+    name = "messaging"

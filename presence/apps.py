@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PresenceConfig(AppConfig):
+    """Who is online, across tabs and workers (its own issue)."""
+
+    name = "presence"
