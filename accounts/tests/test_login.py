@@ -1,0 +1,114 @@
+import pytest
+from django.test import override_settings
+
+from conftest import PASSWORD
+
+LOGIN = "/api/auth/login"
+
+
+@pytest.mark.parametrize("login", ["alice", "ALICE", "alice@example.com", "Alice@Example.COM", "+15550001111", "+1 555 000 1111"])
+def test_login_accepts_username_email_or_phone_number(api_client, user, login):
+    response = api_client.post(LOGIN, {"login": login, "password": PASSWORD}, format="json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"]["id"] == user.id
+    assert body["access"] and body["refresh"]
+
+
+def test_login_with_a_wrong_password_is_refused_without_saying_which_part_was_wrong(api_client, user):
+    wrong_password = api_client.post(LOGIN, {"login": "alice", "password": "nope"}, format="json")
+    unknown_user = api_client.post(LOGIN, {"login": "nobody", "password": PASSWORD}, format="json")
+
+    assert wrong_password.status_code == unknown_user.status_code == 401
+    assert wrong_password.json() == unknown_user.json()
+    assert wrong_password.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_a_deactivated_user_cannot_log_in(api_client, user):
+    user.is_active = False
+    user.save()
+
+    response = api_client.post(LOGIN, {"login": "alice", "password": PASSWORD}, format="json")
+
+    assert response.status_code == 401
+
+
+def test_login_names_the_missing_fields(api_client, db):
+    response = api_client.post(LOGIN, {}, format="json")
+
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {"login", "password"}
+
+
+def test_a_username_wins_over_another_accounts_phone_number(api_client, make_user):
+    digits_name = make_user(username="155500099999", password="first-password-1")
+    make_user(phone_number="155500099999", password="second-password-2")
+
+    response = api_client.post(LOGIN, {"login": "155500099999", "password": "first-password-1"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["user"]["id"] == digits_name.id
+
+
+@override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
+def test_login_attempts_past_the_limit_get_429_per_account_even_from_other_addresses(api_client, user):
+    for n in range(3):
+        api_client.post(LOGIN, {"login": "alice", "password": "wrong"}, format="json", REMOTE_ADDR=f"10.0.0.{n}")
+
+    response = api_client.post(LOGIN, {"login": "alice", "password": PASSWORD}, format="json", REMOTE_ADDR="10.0.0.9")
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert "Too many login attempts" in response.json()["error"]["message"]
+    assert int(response["Retry-After"]) > 0
+
+
+@override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
+def test_login_attempts_past_the_limit_get_429_per_address_across_accounts(api_client, user):
+    for name in ("a1", "a2", "a3"):
+        api_client.post(LOGIN, {"login": name, "password": "wrong"}, format="json", REMOTE_ADDR="10.0.0.1")
+
+    blocked = api_client.post(LOGIN, {"login": "alice", "password": PASSWORD}, format="json", REMOTE_ADDR="10.0.0.1")
+    elsewhere = api_client.post(LOGIN, {"login": "alice", "password": PASSWORD}, format="json", REMOTE_ADDR="10.0.0.2")
+
+    assert blocked.status_code == 429
+    assert elsewhere.status_code == 200
+
+
+@override_settings(RATE_LIMITS={"login": None, "register": (2, 3600), "password_reset": None})
+def test_registrations_past_the_limit_get_429(api_client, db):
+    from accounts.models import User
+
+    statuses = [
+        api_client.post(
+            "/api/auth/register",
+            {"username": f"new{n}", "email": f"n{n}@example.com", "phone_number": f"+4470000000{n}", "password": "a-long-secret-77"},
+            format="json",
+        ).status_code
+        for n in range(3)
+    ]
+
+    assert statuses == [201, 201, 429]
+    assert User.objects.count() == 2
+
+
+@override_settings(RATE_LIMITS={"login": None, "register": None, "password_reset": None})
+def test_rate_limits_set_to_off_never_refuse(api_client, user):
+    statuses = {
+        api_client.post(LOGIN, {"login": "alice", "password": "wrong"}, format="json").status_code for _ in range(20)
+    }
+
+    assert statuses == {401}
+
+
+@override_settings(RATE_LIMITS={"login": (2, 60), "register": None, "password_reset": None})
+def test_browser_login_shares_the_same_limit(client, user):
+    for _ in range(2):
+        client.post("/accounts/login/", {"login": "alice", "password": "wrong"})
+
+    response = client.post("/accounts/login/", {"login": "alice", "password": PASSWORD})
+
+    assert response.status_code == 429
+    assert "Too many login attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
