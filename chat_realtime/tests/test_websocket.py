@@ -1,0 +1,185 @@
+from datetime import timedelta
+
+import jwt
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.events import user_group
+from chat_realtime.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def access_token(user) -> str:
+    return str(AccessToken.for_user(user))
+
+
+@pytest.fixture
+def cookie(user) -> bytes:
+    """The session cookie of alice, logged in through the browser."""
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+@pytest.fixture
+def stranger(make_user):
+    return make_user()
+
+
+async def connect(path: str = "/ws/", headers=None):
+    communicator = WebsocketCommunicator(application, path, headers=headers or [])
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+async def assert_closed_with(communicator, code: int) -> None:
+    output = await communicator.receive_output(timeout=2)
+    assert output == {"type": "websocket.close", "code": code}
+
+
+async def test_an_api_client_connects_with_its_access_token_and_gets_pong(user):
+    ws, connected, _ = await connect(f"/ws/?token={access_token(user)}")
+    assert connected
+
+    await ws.send_json_to({"type": "ping"})
+
+    assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_a_browser_connects_with_its_session_cookie_from_an_allowed_origin(user, cookie):
+    ws, connected, _ = await connect(headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)])
+    assert connected
+
+    await ws.send_json_to({"type": "ping"})
+
+    assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_a_connection_without_credentials_is_closed_with_4401(db):
+    ws, connected, _ = await connect()
+
+    assert connected
+    await assert_closed_with(ws, 4401)
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", ""])
+async def test_a_malformed_token_is_closed_with_4401(db, token):
+    ws, _, _ = await connect(f"/ws/?token={token}")
+
+    await assert_closed_with(ws, 4401)
+
+
+async def test_a_forged_token_is_closed_with_4401(user):
+    genuine = AccessToken.for_user(user)
+    forged = jwt.encode(dict(genuine.payload), "someone-elses-signing-key-0123456789", algorithm="HS256")
+
+    ws, _, _ = await connect(f"/ws/?token={forged}")
+
+    await assert_closed_with(ws, 4401)
+
+
+async def test_an_expired_token_is_closed_with_4401(user):
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=-timedelta(seconds=1))
+
+    ws, _, _ = await connect(f"/ws/?token={token}")
+
+    await assert_closed_with(ws, 4401)
+
+
+async def test_a_deactivated_users_token_is_closed_with_4401(user):
+    token = access_token(user)
+    user.is_active = False
+    await user.asave()
+
+    ws, _, _ = await connect(f"/ws/?token={token}")
+
+    await assert_closed_with(ws, 4401)
+
+
+async def test_a_bad_token_does_not_fall_back_to_the_session_cookie(user, cookie):
+
+    ws, _, _ = await connect("/ws/?token=forged", headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)])
+
+    await assert_closed_with(ws, 4401)
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"https://testserver.evil.example", b"null"])
+async def test_a_browser_on_another_site_is_refused_even_with_a_valid_cookie(user, cookie, origin):
+
+    ws, connected, _ = await connect(headers=[(b"origin", origin), (b"cookie", cookie)])
+
+    assert not connected
+
+
+async def test_a_foreign_origin_is_refused_even_with_a_valid_token(user):
+    ws, connected, _ = await connect(f"/ws/?token={access_token(user)}", headers=[(b"origin", b"http://evil.example")])
+
+    assert not connected
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "bad_request"),
+        ("[1, 2, 3]", "bad_request"),
+        ('"just a string"', "bad_request"),
+        ('{"no": "type"}', "bad_request"),
+        ('{"type": 42}', "bad_request"),
+        ("[" * 5000 + "]" * 5000, "bad_request"),
+        ('{"type": "launch.missiles"}', "unknown_type"),
+    ],
+)
+async def test_malformed_frames_get_an_error_and_the_connection_survives(user, frame, code):
+    ws, _, _ = await connect(f"/ws/?token={access_token(user)}")
+
+    await ws.send_to(text_data=frame)
+    error = await ws.receive_json_from()
+    await ws.send_json_to({"type": "ping"})
+
+    assert error["type"] == "error"
+    assert error["code"] == code
+    assert error["message"]
+    assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_binary_frames_get_an_error_and_the_connection_survives(user):
+    ws, _, _ = await connect(f"/ws/?token={access_token(user)}")
+
+    await ws.send_to(bytes_data=b"\x00\x01\x02")
+
+    assert (await ws.receive_json_from())["code"] == "bad_request"
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_an_oversized_frame_closes_the_connection_with_1009(user, settings):
+    settings.WEBSOCKET_MAX_FRAME_CHARS = 1024
+    ws, _, _ = await connect(f"/ws/?token={access_token(user)}")
+
+    await ws.send_json_to({"type": "ping", "padding": "x" * 2000})
+
+    await assert_closed_with(ws, 1009)
+
+
+async def test_events_published_to_a_users_group_reach_each_of_their_connections(user, stranger):
+    tab_one, _, _ = await connect(f"/ws/?token={access_token(user)}")
+    tab_two, _, _ = await connect(f"/ws/?token={access_token(user)}")
+    other, _, _ = await connect(f"/ws/?token={access_token(stranger)}")
+
+    await get_channel_layer().group_send(user_group(user.pk), {"type": "deliver", "frame": {"type": "hello"}})
+
+    assert await tab_one.receive_json_from() == {"type": "hello"}
+    assert await tab_two.receive_json_from() == {"type": "hello"}
+    assert await other.receive_nothing(timeout=0.3)
+    for ws in (tab_one, tab_two, other):
+        await ws.disconnect()
+
