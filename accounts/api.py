@@ -45,16 +45,16 @@ class RegisterApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class RegisterInput(serializers.Serializer):
         # Missing fields reach the service as blanks, so every bad field is reported at once.
         username = serializers.CharField(required=False, default="", allow_blank=True)
         email = serializers.CharField(required=False, default="", allow_blank=True)
         phone_number = serializers.CharField(required=False, default="", allow_blank=True)
         password = serializers.CharField(required=False, default="", allow_blank=True, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={201: SessionSerializer}, auth=[])
+    @extend_schema(request=RegisterInput, responses={201: SessionSerializer}, auth=[])
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = _valid(self.RegisterInput, request)
         user = services.register_user(**data, client_ip=client_ip(request))
         return Response(_session(user), status=status.HTTP_201_CREATED)
 
@@ -63,13 +63,13 @@ class LoginApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class LoginInput(serializers.Serializer):
         login = serializers.CharField(help_text="Username, email or phone number.")
         password = serializers.CharField(trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={200: SessionSerializer}, auth=[])
+    @extend_schema(request=LoginInput, responses={200: SessionSerializer}, auth=[])
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = _valid(self.LoginInput, request)
         user = services.login_user(**data, client_ip=client_ip(request), request=request._request)
         return Response(_session(user))
 
@@ -78,12 +78,12 @@ class RefreshApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class RefreshInput(serializers.Serializer):
         refresh = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={200: TokenPairSerializer}, auth=[])
+    @extend_schema(request=RefreshInput, responses={200: TokenPairSerializer}, auth=[])
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = _valid(self.RefreshInput, request)
         return Response(services.rotate_refresh_token(refresh=data["refresh"]))
 
 
@@ -91,24 +91,24 @@ class LogoutApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class LogoutInput(serializers.Serializer):
         refresh = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={204: None}, auth=[])
+    @extend_schema(request=LogoutInput, responses={204: None}, auth=[])
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = _valid(self.LogoutInput, request)
         services.revoke_refresh_token(refresh=data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class PasswordChangeApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class PasswordChangeInput(serializers.Serializer):
         old_password = serializers.CharField(trim_whitespace=False)
         new_password = serializers.CharField(trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={200: TokenPairSerializer})
+    @extend_schema(request=PasswordChangeInput, responses={200: TokenPairSerializer})
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = _valid(self.PasswordChangeInput, request)
         services.change_password(user=request.user, **data)
         # Every refresh token was revoked, this client's too: hand it a fresh pair.
         return Response(services.issue_tokens(user=request.user))
@@ -118,12 +118,12 @@ class PasswordResetApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class PasswordResetInput(serializers.Serializer):
         email = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={202: None}, auth=[])
+    @extend_schema(request=PasswordResetInput, responses={202: None}, auth=[])
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = _valid(self.PasswordResetInput, request)
         services.request_password_reset(
             email=data["email"], site_url=request.build_absolute_uri("/"), client_ip=client_ip(request)
         )
@@ -134,20 +134,20 @@ class PasswordResetConfirmApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class PasswordResetConfirmInput(serializers.Serializer):
         uid = serializers.CharField()
         token = serializers.CharField()
         new_password = serializers.CharField(trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={204: None}, auth=[])
+    @extend_schema(request=PasswordResetConfirmInput, responses={204: None}, auth=[])
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = _valid(self.PasswordResetConfirmInput, request)
         services.reset_password(**data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MeApi(APIView):
-    class UpdateSerializer(serializers.Serializer):
+    class MeUpdate(serializers.Serializer):
         username = serializers.CharField(required=False)
         email = serializers.CharField(required=False)
         phone_number = serializers.CharField(required=False)
@@ -157,9 +157,9 @@ class MeApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(MeSerializer(request.user).data)
 
-    @extend_schema(request=UpdateSerializer, responses={200: MeSerializer})
+    @extend_schema(request=MeUpdate, responses={200: MeSerializer})
     def patch(self, request: Request) -> Response:
-        data = _valid(self.UpdateSerializer, request)
+        data = _valid(self.MeUpdate, request)
         user = services.update_profile(user=request.user, **data)
         return Response(MeSerializer(user).data)
 

@@ -1,0 +1,67 @@
+import pytest
+
+
+@pytest.mark.django_db
+def test_an_unknown_api_path_gets_a_json_404(client):
+    response = client.get("/api/no-such-thing")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": "Not found.", "fields": {}}}
+
+
+@pytest.mark.django_db
+def test_an_unknown_page_gets_the_friendly_404(client):
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_wrong_method_on_the_api_gets_405_in_the_error_shape(client):
+    response = client.get("/api/auth/login")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.django_db
+def test_the_openapi_schema_describes_every_api_path(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 200
+    paths = set(response.json()["paths"])
+    assert {
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/refresh",
+        "/api/auth/logout",
+        "/api/auth/password-reset",
+        "/api/auth/password-reset/confirm",
+        "/api/me",
+    } <= paths
+
+
+@pytest.mark.django_db
+def test_the_interactive_docs_are_served_without_a_cdn(client):
+    page = client.get("/api/docs/").content.decode()
+
+    assert "swagger-ui" in page
+    assert "cdn" not in page.lower()
+
+
+@pytest.mark.django_db
+def test_healthz_answers_when_the_database_does(client):
+    response = client.get("/healthz")
+
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_pages_load_htmx_from_our_own_static_files(client, make_user):
+    client.force_login(make_user())
+
+    page = client.get("/").content.decode()
+
+    assert "/static/django_htmx/htmx" in page
+    assert "unpkg" not in page and "cdn" not in page.lower()
