@@ -23,9 +23,7 @@ class LoginForm(forms.Form):
     login = forms.CharField(
         label="Username, email or phone", widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"})
     )
-    password = forms.CharField(
-        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
-    )
+    password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
 class PasswordChangeForm(forms.Form):

@@ -166,9 +166,7 @@ def rotate_refresh_token(*, refresh: str) -> dict[str, str]:
     The token's row is locked so two concurrent uses cannot both succeed.
     """
     token = _verified_refresh(refresh)
-    outstanding = (
-        OutstandingToken.objects.select_for_update().filter(jti=token[jwt_settings.JTI_CLAIM]).first()
-    )
+    outstanding = OutstandingToken.objects.select_for_update().filter(jti=token[jwt_settings.JTI_CLAIM]).first()
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
         raise _invalid_refresh()
     user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM), is_active=True).first()

@@ -122,9 +122,7 @@ def password_reset_confirm(request: HttpRequest, uidb64: str, token: str) -> Htt
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile(request: HttpRequest) -> HttpResponse:
-    form = forms.ProfileForm(
-        request.POST or None, request.FILES or None, initial={"username": request.user.username}
-    )
+    form = forms.ProfileForm(request.POST or None, request.FILES or None, initial={"username": request.user.username})
     if request.method == "POST" and form.is_valid():
         try:
             services.update_profile(

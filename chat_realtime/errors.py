@@ -44,7 +44,7 @@ class NotFoundError(ApplicationError):
 
 
 class ValidationFailed(ApplicationError):
-    code = "invalid"
+    code = "validation_error"
 
     def __init__(self, fields: dict[str, list[str]], message: str = "Some fields are invalid.") -> None:
         super().__init__(message, fields=fields)
@@ -80,7 +80,7 @@ def _messages(detail: Any) -> list[str]:
 def _validation_body(detail: Any) -> dict[str, Any]:
     if not isinstance(detail, dict):
         messages = _messages(detail)
-        return error_body("invalid", messages[0] if messages else "Invalid input.")
+        return error_body("validation_error", messages[0] if messages else "Invalid input.")
     fields = {}
     general: list[str] = []
     for name, value in detail.items():
@@ -89,7 +89,7 @@ def _validation_body(detail: Any) -> dict[str, Any]:
         else:
             fields[str(name)] = _messages(value)
     message = general[0] if general else "Some fields are invalid."
-    return error_body("invalid", message, fields)
+    return error_body("validation_error", message, fields)
 
 
 def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:

@@ -24,12 +24,13 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Local, git-ignored state of a development checkout: SQLite, media, secrets.
-VAR_DIR = Path(os.environ.get("VAR_DIR") or BASE_DIR / "var")
 
 # A .env file fills in what the real environment leaves unset.
 load_dotenv(BASE_DIR / ".env", override=False)
 ENV: Mapping[str, str] = os.environ
+
+# Local, git-ignored state of a development checkout: SQLite, media, secrets.
+VAR_DIR = Path(ENV.get("VAR_DIR") or BASE_DIR / "var")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -87,9 +88,7 @@ def parse_rate(name: str, raw: str) -> tuple[int, int] | None:
         return None
     match = _RATE.match(raw)
     if not match or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
-        raise ImproperlyConfigured(
-            f"{name}={raw!r} is not a rate limit: use count/seconds (e.g. 5/60) or off."
-        )
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate limit: use count/seconds (e.g. 5/60) or off.")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -173,14 +172,16 @@ def email_config(env: Mapping[str, str]) -> dict:
     """SMTP when EMAIL_HOST is set; otherwise mail is printed on the console."""
     if not env.get("EMAIL_HOST"):
         return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    use_ssl = env_bool(env, "EMAIL_USE_SSL", False)
     return {
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": env["EMAIL_HOST"],
         "EMAIL_PORT": env_int(env, "EMAIL_PORT", 587),
         "EMAIL_HOST_USER": env.get("EMAIL_HOST_USER", ""),
         "EMAIL_HOST_PASSWORD": env.get("EMAIL_HOST_PASSWORD", ""),
-        "EMAIL_USE_TLS": env_bool(env, "EMAIL_USE_TLS", True),
-        "EMAIL_USE_SSL": env_bool(env, "EMAIL_USE_SSL", False),
+        "EMAIL_USE_SSL": use_ssl,
+        # STARTTLS unless implicit TLS was asked for: Django refuses both at once.
+        "EMAIL_USE_TLS": env_bool(env, "EMAIL_USE_TLS", not use_ssl),
     }
 
 

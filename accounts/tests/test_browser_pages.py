@@ -115,7 +115,14 @@ def test_the_admin_creates_users_with_the_same_spelling_rules(client, make_user)
 
     client.post(
         "/admin/accounts/user/add/",
-        {"username": "dave", "email": "Dave@Example.com", "phone_number": "", "password1": "a-long-secret-99x", "password2": "a-long-secret-99x", "usable_password": "true"},
+        {
+            "username": "dave",
+            "email": "Dave@Example.com",
+            "phone_number": "",
+            "password1": "a-long-secret-99x",
+            "password2": "a-long-secret-99x",
+            "usable_password": "true",
+        },
     )
 
     dave = User.objects.get(username="dave")

@@ -6,7 +6,9 @@ from conftest import PASSWORD
 LOGIN = "/api/auth/login"
 
 
-@pytest.mark.parametrize("login", ["alice", "ALICE", "alice@example.com", "Alice@Example.COM", "+15550001111", "+1 555 000 1111"])
+@pytest.mark.parametrize(
+    "login", ["alice", "ALICE", "alice@example.com", "Alice@Example.COM", "+15550001111", "+1 555 000 1111"]
+)
 def test_login_accepts_username_email_or_phone_number(api_client, user, login):
     response = api_client.post(LOGIN, {"login": login, "password": PASSWORD}, format="json")
 
@@ -83,7 +85,12 @@ def test_registrations_past_the_limit_get_429(api_client, db):
     statuses = [
         api_client.post(
             "/api/auth/register",
-            {"username": f"new{n}", "email": f"n{n}@example.com", "phone_number": f"+4470000000{n}", "password": "a-long-secret-77"},
+            {
+                "username": f"new{n}",
+                "email": f"n{n}@example.com",
+                "phone_number": f"+4470000000{n}",
+                "password": "a-long-secret-77",
+            },
             format="json",
         ).status_code
         for n in range(3)

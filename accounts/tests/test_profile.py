@@ -39,7 +39,9 @@ def test_the_public_user_shape_never_carries_email_or_phone(user):
     assert set(PublicUserSerializer(user).data) == {"id", "username", "avatar_url", "last_seen"}
 
 
-@pytest.mark.parametrize(("fmt", "mode"), [("PNG", "RGB"), ("JPEG", "RGB"), ("GIF", "P"), ("WEBP", "RGB"), ("PNG", "RGBA")])
+@pytest.mark.parametrize(
+    ("fmt", "mode"), [("PNG", "RGB"), ("JPEG", "RGB"), ("GIF", "P"), ("WEBP", "RGB"), ("PNG", "RGBA")]
+)
 def test_a_real_image_becomes_the_avatar(auth_client, user, fmt, mode):
     response = auth_client.patch("/api/me", {"avatar": upload(image_bytes(fmt, (900, 600), mode), f"a.{fmt.lower()}")})
 

@@ -56,7 +56,7 @@ def test_register_reports_each_invalid_field_and_writes_nothing(api_client, fiel
 
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error["code"] == "invalid"
+    assert error["code"] == "validation_error"
     assert list(error["fields"]) == [field]
     assert error["fields"][field] and all(isinstance(m, str) for m in error["fields"][field])
     assert not User.objects.exists()
@@ -95,5 +95,5 @@ def test_register_refuses_a_json_body_that_is_not_an_object(api_client):
     response = api_client.post(REGISTER, data="[1, 2]", content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid"
+    assert response.json()["error"]["code"] == "validation_error"
     assert not User.objects.exists()

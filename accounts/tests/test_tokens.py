@@ -2,7 +2,6 @@ from datetime import timedelta
 
 import jwt
 import pytest
-from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from conftest import PASSWORD

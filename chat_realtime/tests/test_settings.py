@@ -93,7 +93,13 @@ def test_the_running_settings_follow_the_environment_of_this_run():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("30m", timedelta(minutes=30)), ("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("900", timedelta(seconds=900)), ("1w", timedelta(weeks=1))],
+    [
+        ("30m", timedelta(minutes=30)),
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("900", timedelta(seconds=900)),
+        ("1w", timedelta(weeks=1)),
+    ],
 )
 def test_token_lifetimes_read_the_original_projects_duration_format(raw, expected):
     assert parse_duration("ACCESS_TOKEN_EXPIRES_IN", raw) == expected
@@ -154,7 +160,9 @@ def test_the_app_refuses_to_start_in_production_without_real_secrets(tmp_path):
 
 
 def test_the_app_refuses_a_weak_production_secret(tmp_path):
-    result = manage("check", env={"DEBUG": "false", "SECRET_KEY": "changeme", "ACCESS_TOKEN_SECRET": STRONG}, tmp_path=tmp_path)
+    result = manage(
+        "check", env={"DEBUG": "false", "SECRET_KEY": "changeme", "ACCESS_TOKEN_SECRET": STRONG}, tmp_path=tmp_path
+    )
 
     assert result.returncode != 0
     assert "too weak" in result.stderr
@@ -168,7 +176,12 @@ def test_a_malformed_rate_limit_stops_the_start_up(tmp_path):
 
 
 def test_production_settings_pass_the_deploy_checklist(tmp_path):
-    env = {"DEBUG": "false", "SECRET_KEY": STRONG, "ACCESS_TOKEN_SECRET": STRONG[::-1], "ALLOWED_HOSTS": "chat.example.com"}
+    env = {
+        "DEBUG": "false",
+        "SECRET_KEY": STRONG,
+        "ACCESS_TOKEN_SECRET": STRONG[::-1],
+        "ALLOWED_HOSTS": "chat.example.com",
+    }
 
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env, tmp_path=tmp_path)
 

@@ -113,13 +113,13 @@ async def test_a_bad_token_does_not_fall_back_to_the_session_cookie(user, cookie
 @pytest.mark.parametrize("origin", [b"http://evil.example", b"https://testserver.evil.example", b"null"])
 async def test_a_browser_on_another_site_is_refused_even_with_a_valid_cookie(user, cookie, origin):
 
-    ws, connected, _ = await connect(headers=[(b"origin", origin), (b"cookie", cookie)])
+    _ws, connected, _ = await connect(headers=[(b"origin", origin), (b"cookie", cookie)])
 
     assert not connected
 
 
 async def test_a_foreign_origin_is_refused_even_with_a_valid_token(user):
-    ws, connected, _ = await connect(f"/ws/?token={access_token(user)}", headers=[(b"origin", b"http://evil.example")])
+    _ws, connected, _ = await connect(f"/ws/?token={access_token(user)}", headers=[(b"origin", b"http://evil.example")])
 
     assert not connected
 
@@ -182,4 +182,3 @@ async def test_events_published_to_a_users_group_reach_each_of_their_connections
     assert await other.receive_nothing(timeout=0.3)
     for ws in (tab_one, tab_two, other):
         await ws.disconnect()
-
