@@ -416,6 +416,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": ENV.get("LOG_LEVEL", "INFO")},
+    # The development server's access log has a handler of its own.
+    "loggers": {"django.channels.server": {"propagate": False}},
 }
 
 # Frames longer than this close the websocket (1009); the server limits what it parses.

@@ -65,3 +65,14 @@ def test_pages_load_htmx_from_our_own_static_files(client, make_user):
 
     assert "/static/django_htmx/htmx" in page
     assert "unpkg" not in page and "cdn" not in page.lower()
+
+
+@pytest.mark.django_db
+def test_createsuperuser_makes_a_staff_account_that_can_open_the_admin(client, monkeypatch):
+    from django.core.management import call_command
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "an-admin-password-123")
+    call_command("createsuperuser", "--noinput", username="root.admin", email="Root@Example.com", verbosity=0)
+
+    assert client.login(username="root@example.com", password="an-admin-password-123")
+    assert client.get("/admin/").status_code == 200
