@@ -15,16 +15,26 @@ from django.core.cache import cache
 from PIL import Image
 from rest_framework.test import APIClient
 
+from chat_realtime import shared_redis
+
 _numbers = itertools.count(1)
 PASSWORD = "correct-horse-battery-9"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Only our prefixed keys: a shared Redis keeps whatever else it holds.
-    cache.delete_pattern("*")
+def _fresh_redis(settings):
+    """Each test starts with none of our keys. Only ours: a shared Redis keeps the rest."""
+    settings.REDIS_KEY_PREFIX = "test:"
+
+    def clear() -> None:
+        cache.delete_pattern("*")
+        redis = shared_redis.connection()
+        for key in redis.scan_iter(match="test:*", count=500):
+            redis.delete(key)
+
+    clear()
     yield
-    cache.delete_pattern("*")
+    clear()
 
 
 @pytest.fixture(autouse=True)
@@ -69,3 +79,16 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), mode: str = 
     out = io.BytesIO()
     Image.new(mode, size, (200, 80, 40) if mode == "RGB" else None).save(out, format=fmt)
     return out.getvalue()
+
+
+@pytest.fixture
+def befriend(db):
+    """Make two users friends through the services, as the app does."""
+    from friends import services
+
+    def make_friends(user_a, user_b):
+        services.send_friend_request(sender=user_a, receiver_id=user_b.pk)
+        _, chat, _ = services.accept_friend_request(receiver=user_b, requester_id=user_a.pk)
+        return chat
+
+    return make_friends

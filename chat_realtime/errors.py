@@ -43,6 +43,11 @@ class NotFoundError(ApplicationError):
     code = "not_found"
 
 
+class ConflictError(ApplicationError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
 class ValidationFailed(ApplicationError):
     code = "validation_error"
 

@@ -110,10 +110,19 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
             },
             "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
         }
+    name = env.get("SQLITE_PATH") or str(var_dir / "db.sqlite3")
     return {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": env.get("SQLITE_PATH") or str(var_dir / "db.sqlite3"),
-        "OPTIONS": {"timeout": 20},
+        "NAME": name,
+        # Writers queue (IMMEDIATE, busy timeout) instead of failing when the
+        # worker threads overlap; WAL lets readers run beside a writer.
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # Tests use a file too, so they see the same locking as the running app.
+        "TEST": {"NAME": str(Path(name).with_name("test-" + Path(name).name))},
     }
 
 
@@ -132,7 +141,12 @@ def cache_config(env: Mapping[str, str]) -> dict:
     (`django_redis.get_redis_connection`) runs unchanged on either.
     """
     url = redis_url(env)
-    options: dict = {"CLIENT_CLASS": "django_redis.client.DefaultClient"}
+    options: dict = {
+        "CLIENT_CLASS": "django_redis.client.DefaultClient",
+        # Fail fast when Redis is away, so callers can fall back to the database.
+        "SOCKET_CONNECT_TIMEOUT": 2,
+        "SOCKET_TIMEOUT": 2,
+    }
     if url is None:
         url = "redis://embedded:6379/0"
         options["CONNECTION_POOL_KWARGS"] = {"connection_class": _fakeredis_connection_class()}
@@ -303,6 +317,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = cache_config(ENV)
 CHANNEL_LAYERS = channel_layers_config(ENV)
+# Prefix of the raw Redis keys (friends:{id}, online_users, ...); empty keeps the original names.
+REDIS_KEY_PREFIX = ENV.get("REDIS_KEY_PREFIX", "")
 MONGODB_URL = ENV.get("MONGODB_URL", "")
 MONGODB_DB_NAME = ENV.get("MONGODB_DB_NAME", "chat_realtime")
 

@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class FriendsConfig(AppConfig):
-    """Friendships, friend requests, user search and notifications (their own issue)."""
+    """Friendships, friend requests, user search and notifications."""
 
     name = "friends"

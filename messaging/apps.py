@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class MessagingConfig(AppConfig):
-    """Chats, the message store and real-time delivery (their own issue)."""
+    """Chats, the message store and real-time delivery."""
 
     name = "messaging"

@@ -1,0 +1,24 @@
+"""Raw Redis for the structures a cache key-value cannot hold (sets, hashes).
+
+The same connection pool as the Django cache: the real Redis when REDIS_HOST
+is set, the in-process fakeredis otherwise. Key names keep the original
+project's spelling (`friends:{id}`, `online_users`) so operators can read them;
+`REDIS_KEY_PREFIX` namespaces them when several deployments share one Redis.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django_redis import get_redis_connection
+from redis import Redis
+from redis.exceptions import RedisError
+
+__all__ = ["RedisError", "connection", "key"]
+
+
+def connection() -> Redis:
+    return get_redis_connection("default")
+
+
+def key(name: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}{name}"

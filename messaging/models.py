@@ -1,0 +1,39 @@
+from django.conf import settings
+from django.db import models
+
+
+class Chat(models.Model):
+    """A conversation. One-to-one now; `is_group` and `name` are there for groups."""
+
+    is_group = models.BooleanField(default=False)
+    name = models.CharField(max_length=100, blank=True)
+    # "low:high" user ids of a one-to-one chat: one chat per pair, reused when
+    # two people become friends again. Null for groups.
+    direct_key = models.CharField(max_length=41, unique=True, null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_activity_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-last_activity_at"]
+
+    def __str__(self) -> str:
+        return self.name or f"chat {self.pk}"
+
+    @staticmethod
+    def key_for_pair(user_a_id: int, user_b_id: int) -> str:
+        low, high = sorted((int(user_a_id), int(user_b_id)))
+        return f"{low}:{high}"
+
+
+class ChatParticipant(models.Model):
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships")
+    joined_at = models.DateTimeField(auto_now_add=True)
+    # Id of the newest message this participant has read (opaque store id).
+    last_read_message_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chat", "user"], name="one_membership_per_chat")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.chat_id}"
