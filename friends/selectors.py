@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 
 from accounts.models import User, normalize_email, normalize_phone_number
 from friends import cache
@@ -160,7 +161,7 @@ def search_users(*, viewer: User, query: str, page: int, page_size: int) -> Page
     phone_number = normalize_phone_number(query)
     if phone_number:
         match |= Q(phone_number=phone_number)
-    people = User.objects.filter(match, is_active=True).exclude(pk=viewer.pk).order_by("username", "pk")
+    people = User.objects.filter(match, is_active=True).exclude(pk=viewer.pk).order_by(Lower("username"), "pk")
     return paginate(people, page=page, page_size=min(page_size, SEARCH_PAGE_SIZE_MAX))
 
 

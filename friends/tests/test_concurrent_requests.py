@@ -24,7 +24,7 @@ def race(*calls):
         try:
             barrier.wait()
             outcomes[index] = call()
-        except Exception as error:  # noqa: BLE001 - the outcome under test
+        except Exception as error:
             outcomes[index] = error
         finally:
             close_old_connections()

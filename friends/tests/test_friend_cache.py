@@ -1,0 +1,131 @@
+"""The Redis friend cache: rebuilt from the database, dropped on every change, never in the way."""
+
+import json
+
+import pytest
+from django.core.cache import caches
+from django.test import override_settings
+
+from chat_realtime import shared_redis
+from friends import cache, selectors, services
+from friends.cache import friends_info_key, friends_key
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user(username="bob")
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user(username="carol")
+
+
+def redis():
+    return shared_redis.connection()
+
+
+@pytest.fixture
+def redis_down(settings):
+    """Point the cache at a port nothing listens on, as when Redis is away."""
+    down = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5},
+        }
+    }
+    with override_settings(CACHES=down, RATE_LIMITS={"login": None, "register": None, "password_reset": None}):
+        yield
+        caches["default"].close()
+
+
+def test_reading_friends_fills_both_keys_from_the_database(user, bob, befriend):
+    chat = befriend(user, bob)
+
+    assert selectors.friend_ids(user.pk) == {bob.pk}
+    assert selectors.friends_info(user.pk)[bob.pk]["chat_id"] == chat.pk
+
+    assert redis().smembers(friends_key(user.pk)) == {str(bob.pk).encode()}
+    assert json.loads(redis().hget(friends_info_key(user.pk), str(bob.pk)))["chat_id"] == chat.pk
+    assert friends_key(user.pk) == f"test:friends:{user.pk}"
+
+
+def test_someone_without_friends_is_cached_as_having_none(user):
+    assert selectors.friend_ids(user.pk) == set()
+    assert selectors.friends_info(user.pk) == {}
+    assert redis().exists(friends_key(user.pk))
+
+
+def test_a_flushed_cache_is_rebuilt_from_the_database(user, bob, befriend):
+    befriend(user, bob)
+    selectors.friend_ids(user.pk)
+
+    redis().delete(friends_key(user.pk), friends_info_key(user.pk))
+
+    assert selectors.friend_ids(user.pk) == {bob.pk}
+    assert set(selectors.friends_info(user.pk)) == {bob.pk}
+
+
+def test_accepting_drops_both_users_keys_so_the_new_friend_appears(
+    user, bob, carol, befriend, django_capture_on_commit_callbacks
+):
+    befriend(user, carol)
+    assert selectors.friend_ids(user.pk) == {carol.pk}
+    assert selectors.friend_ids(bob.pk) == set()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.send_friend_request(sender=user, receiver_id=bob.pk)
+        services.accept_friend_request(receiver=bob, requester_id=user.pk)
+
+    assert selectors.friend_ids(user.pk) == {carol.pk, bob.pk}
+    assert selectors.friend_ids(bob.pk) == {user.pk}
+    assert set(selectors.friends_info(bob.pk)) == {user.pk}
+
+
+def test_unfriending_drops_both_users_keys(user, bob, befriend, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        befriend(user, bob)
+    assert selectors.friend_ids(user.pk) == {bob.pk}
+    assert selectors.friend_ids(bob.pk) == {user.pk}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.unfriend(user=bob, friend_id=user.pk)
+
+    assert selectors.friend_ids(user.pk) == set()
+    assert selectors.friend_ids(bob.pk) == set()
+
+
+def test_a_rebuild_that_races_with_a_change_is_not_cached(user, bob, befriend):
+    """A reader that loaded the old list must not write it back over the change."""
+    befriend(user, bob)
+
+    def load_then_change_arrives():
+        stale = {bob.pk}
+        cache._forget((user.pk,))  # a writer commits an unfriend meanwhile
+        return stale
+
+    served = cache.cached_friend_ids(user.pk, load_then_change_arrives)
+
+    assert served == {bob.pk}
+    assert not redis().exists(friends_key(user.pk))
+
+
+def test_with_redis_down_the_friend_list_is_served_from_the_database(auth_client, user, bob, befriend, request):
+    chat = befriend(user, bob)
+    request.getfixturevalue("redis_down")
+
+    response = auth_client.get("/api/friends")
+    ids = selectors.friend_ids(user.pk)
+
+    assert response.status_code == 200
+    assert [(r["user"]["id"], r["chat_id"]) for r in response.json()["results"]] == [(bob.pk, chat.pk)]
+    assert ids == {bob.pk}
+
+
+def test_with_redis_down_friendships_still_change(user, bob, redis_down, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.send_friend_request(sender=user, receiver_id=bob.pk)
+        services.accept_friend_request(receiver=bob, requester_id=user.pk)
+
+    assert selectors.friend_ids(user.pk) == {bob.pk}
