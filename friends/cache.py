@@ -14,6 +14,7 @@ invalidation lost to an outage can leave an old value behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -81,10 +82,9 @@ def _read_through(user_id: int, read, load, write):
             value = load()
             pipe.multi()
             write(pipe, value)
-            try:
+            # WatchError: a friendship changed meanwhile; serve what we read, cache nothing.
+            with contextlib.suppress(WatchError):
                 pipe.execute()
-            except WatchError:
-                pass  # A friendship changed meanwhile: serve what we read, cache nothing.
         return value
     except shared_redis.RedisError:
         logger.warning("friend cache unavailable; reading friends from the database", exc_info=True)

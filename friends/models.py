@@ -34,7 +34,7 @@ class Friendship(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_low_id} – {self.user_high_id} ({self.status})"
+        return f"{self.user_low_id} - {self.user_high_id} ({self.status})"
 
     @property
     def receiver_id(self) -> int:
