@@ -37,3 +37,30 @@ class ChatParticipant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.chat_id}"
+
+
+class Message(models.Model):
+    """A message, when the SQL database is the message store (no MONGODB_URL).
+
+    The twin of the MongoDB document: plain ids rather than foreign keys, as the
+    store stands apart from the rest of the schema. Only messaging.store.orm
+    reads or writes it.
+    """
+
+    chat_id = models.BigIntegerField()
+    sender_id = models.BigIntegerField()
+    text = models.TextField(blank=True)
+    image_url = models.CharField(max_length=500, blank=True)
+    client_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["chat_id", "id"], name="message_chat_paging")]
+        constraints = [
+            models.UniqueConstraint(fields=["chat_id", "sender_id", "client_id"], name="one_message_per_client_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} in chat {self.chat_id}"

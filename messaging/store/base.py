@@ -1,0 +1,68 @@
+"""The message store's contract.
+
+Message ids are opaque strings to everyone outside the store. Within a chat,
+ids sort in creation order; the store pages by them, so paging is stable
+while messages keep arriving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class MessageStoreUnavailable(Exception):
+    """The store could not be reached or refused the operation; nothing was written."""
+
+
+class InvalidMessageId(ValueError):
+    """A string that cannot be one of this store's message ids."""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: str
+    chat_id: int
+    sender_id: int
+    text: str
+    image_url: str
+    client_id: str
+    created_at: datetime
+    deleted_at: datetime | None = None
+    deleted_by: int | None = None
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class MessageStore(Protocol):
+    def add(
+        self, *, chat_id: int, sender_id: int, text: str, image_url: str, client_id: str
+    ) -> tuple[StoredMessage, bool]:
+        """Store a message; (message, True). If this sender already sent `client_id`
+        in this chat, nothing is written: (the earlier message, False)."""
+
+    def get(self, message_id: str) -> StoredMessage | None: ...
+
+    def get_by_client_id(self, *, chat_id: int, sender_id: int, client_id: str) -> StoredMessage | None: ...
+
+    def page_before(self, chat_id: int, *, before: str | None, limit: int) -> list[StoredMessage]:
+        """Up to `limit` messages older than `before` (or the newest), newest first."""
+
+    def page_after(self, chat_id: int, *, after: str, limit: int) -> list[StoredMessage]:
+        """Up to `limit` messages newer than `after`, oldest first."""
+
+    def count_after(self, chat_id: int, *, after: str | None, exclude_sender_id: int | None = None) -> int:
+        """Messages newer than `after` (all when None), leaving out one sender's."""
+
+    def latest(self, chat_id: int) -> StoredMessage | None: ...
+
+    def latest_of_chats(self, chat_ids: list[int]) -> dict[int, StoredMessage]: ...
+
+    def soft_delete(self, message_id: str, *, deleted_by: int) -> StoredMessage | None:
+        """Mark a message removed (it keeps its place in history); None if unknown."""
+
+    def order_key(self, message_id: str) -> Any:
+        """A value that sorts like the ids do; InvalidMessageId if it is not one."""

@@ -1,0 +1,159 @@
+"""The message store on MongoDB, through pymongo.
+
+Collection `messages`, one document per message:
+`{_id: ObjectId, chat_id, sender_id, text, image_url, client_id, created_at, deleted_at?, deleted_by?}`.
+Indexes (made when the store is first used by a process):
+`(chat_id, _id)` for paging, unique `(chat_id, sender_id, client_id)` so a
+resent message is stored once.
+
+Ids are ObjectIds as 24 hex characters. They sort by creation within one
+process; two workers writing into one chat in the same second may interleave
+by their ObjectIds' random part. The order is the same for every reader and
+never changes, which is what paging needs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pymongo
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from messaging.store.base import InvalidMessageId, MessageStoreUnavailable, StoredMessage
+
+COLLECTION = "messages"
+
+
+def _stored(doc: dict) -> StoredMessage:
+    return StoredMessage(
+        id=str(doc["_id"]),
+        chat_id=doc["chat_id"],
+        sender_id=doc["sender_id"],
+        text=doc.get("text", ""),
+        image_url=doc.get("image_url", ""),
+        client_id=doc["client_id"],
+        created_at=_aware(doc["created_at"]),
+        deleted_at=_aware(doc["deleted_at"]) if doc.get("deleted_at") else None,
+        deleted_by=doc.get("deleted_by"),
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class MongoMessageStore:
+    def __init__(self, collection) -> None:
+        self.collection = collection
+        try:
+            self.ensure_indexes()
+        except PyMongoError as error:
+            raise MessageStoreUnavailable(f"message store: {error}") from error
+
+    @classmethod
+    def connect(cls, url: str, database: str) -> MongoMessageStore:
+        client = pymongo.MongoClient(url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True)
+        return cls(client[database][COLLECTION])
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("chat_id", 1), ("_id", 1)], name="chat_paging")
+        self.collection.create_index(
+            [("chat_id", 1), ("sender_id", 1), ("client_id", 1)], name="one_message_per_client_id", unique=True
+        )
+
+    def order_key(self, message_id: str) -> ObjectId:
+        try:
+            return ObjectId(message_id)
+        except (InvalidId, TypeError):
+            raise InvalidMessageId(message_id) from None
+
+    def add(self, *, chat_id, sender_id, text, image_url, client_id):
+        now = datetime.now(UTC)
+        doc = {
+            "chat_id": chat_id,
+            "sender_id": sender_id,
+            "text": text,
+            "image_url": image_url,
+            "client_id": client_id,
+            "created_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+        }
+        try:
+            self.collection.insert_one(doc)
+            return _stored(doc), True
+        except DuplicateKeyError:
+            existing = self.get_by_client_id(chat_id=chat_id, sender_id=sender_id, client_id=client_id)
+            if existing is None:
+                raise MessageStoreUnavailable("message store: duplicate without an original") from None
+            return existing, False
+        except PyMongoError as error:
+            raise MessageStoreUnavailable(f"message store: {error}") from error
+
+    def get(self, message_id):
+        try:
+            key = self.order_key(message_id)
+        except InvalidMessageId:
+            return None
+        doc = self._run(lambda: self.collection.find_one({"_id": key}))
+        return _stored(doc) if doc else None
+
+    def get_by_client_id(self, *, chat_id, sender_id, client_id):
+        doc = self._run(
+            lambda: self.collection.find_one({"chat_id": chat_id, "sender_id": sender_id, "client_id": client_id})
+        )
+        return _stored(doc) if doc else None
+
+    def page_before(self, chat_id, *, before, limit):
+        query: dict = {"chat_id": chat_id}
+        if before is not None:
+            query["_id"] = {"$lt": self.order_key(before)}
+        return self._run(
+            lambda: [_stored(d) for d in self.collection.find(query).sort("_id", pymongo.DESCENDING).limit(limit)]
+        )
+
+    def page_after(self, chat_id, *, after, limit):
+        query = {"chat_id": chat_id, "_id": {"$gt": self.order_key(after)}}
+        return self._run(
+            lambda: [_stored(d) for d in self.collection.find(query).sort("_id", pymongo.ASCENDING).limit(limit)]
+        )
+
+    def count_after(self, chat_id, *, after, exclude_sender_id=None):
+        query: dict = {"chat_id": chat_id}
+        if after:
+            query["_id"] = {"$gt": self.order_key(after)}
+        if exclude_sender_id is not None:
+            query["sender_id"] = {"$ne": exclude_sender_id}
+        return self._run(lambda: self.collection.count_documents(query))
+
+    def latest(self, chat_id):
+        page = self.page_before(chat_id, before=None, limit=1)
+        return page[0] if page else None
+
+    def latest_of_chats(self, chat_ids):
+        # One indexed lookup per chat: each is a single step down (chat_id, _id).
+        return {chat_id: message for chat_id in chat_ids if (message := self.latest(chat_id)) is not None}
+
+    def soft_delete(self, message_id, *, deleted_by):
+        try:
+            key = self.order_key(message_id)
+        except InvalidMessageId:
+            return None
+        now = datetime.now(UTC)
+
+        def delete():
+            self.collection.update_one(
+                {"_id": key, "deleted_at": None},
+                {"$set": {"deleted_at": now.replace(microsecond=now.microsecond // 1000 * 1000), "deleted_by": deleted_by}},
+            )
+            return self.collection.find_one({"_id": key})
+
+        doc = self._run(delete)
+        return _stored(doc) if doc else None
+
+    @staticmethod
+    def _run(operation):
+        try:
+            return operation()
+        except PyMongoError as error:
+            raise MessageStoreUnavailable(f"message store: {error}") from error

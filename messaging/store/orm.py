@@ -1,0 +1,132 @@
+"""The message store on the SQL database (SQLite or MySQL): the embedded default."""
+
+from __future__ import annotations
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from messaging.models import Message
+from messaging.store.base import InvalidMessageId, MessageStoreUnavailable, StoredMessage
+
+
+def _stored(row: Message) -> StoredMessage:
+    return StoredMessage(
+        id=str(row.pk),
+        chat_id=row.chat_id,
+        sender_id=row.sender_id,
+        text=row.text,
+        image_url=row.image_url,
+        client_id=row.client_id,
+        created_at=row.created_at,
+        deleted_at=row.deleted_at,
+        deleted_by=row.deleted_by,
+    )
+
+
+def _unavailable(error: DatabaseError) -> MessageStoreUnavailable:
+    return MessageStoreUnavailable(f"message store: {error}")
+
+
+class OrmMessageStore:
+    def order_key(self, message_id: str) -> int:
+        try:
+            value = int(message_id)
+        except (TypeError, ValueError):
+            raise InvalidMessageId(message_id) from None
+        if value <= 0 or value >= 2**63 or str(value) != message_id:
+            raise InvalidMessageId(message_id)
+        return value
+
+    def add(self, *, chat_id, sender_id, text, image_url, client_id):
+        try:
+            with transaction.atomic():
+                row = Message.objects.create(
+                    chat_id=chat_id,
+                    sender_id=sender_id,
+                    text=text,
+                    image_url=image_url,
+                    client_id=client_id,
+                    created_at=_now(),
+                )
+            return _stored(row), True
+        except IntegrityError:
+            existing = self.get_by_client_id(chat_id=chat_id, sender_id=sender_id, client_id=client_id)
+            if existing is None:
+                raise
+            return existing, False
+        except DatabaseError as error:
+            raise _unavailable(error) from error
+
+    def get(self, message_id):
+        try:
+            key = self.order_key(message_id)
+        except InvalidMessageId:
+            return None
+        row = self._query(lambda: Message.objects.filter(pk=key).first())
+        return _stored(row) if row else None
+
+    def get_by_client_id(self, *, chat_id, sender_id, client_id):
+        row = self._query(
+            lambda: Message.objects.filter(chat_id=chat_id, sender_id=sender_id, client_id=client_id).first()
+        )
+        return _stored(row) if row else None
+
+    def page_before(self, chat_id, *, before, limit):
+        rows = Message.objects.filter(chat_id=chat_id)
+        if before is not None:
+            rows = rows.filter(pk__lt=self.order_key(before))
+        return self._query(lambda: [_stored(r) for r in rows.order_by("-pk")[:limit]])
+
+    def page_after(self, chat_id, *, after, limit):
+        rows = Message.objects.filter(chat_id=chat_id, pk__gt=self.order_key(after))
+        return self._query(lambda: [_stored(r) for r in rows.order_by("pk")[:limit]])
+
+    def count_after(self, chat_id, *, after, exclude_sender_id=None):
+        rows = Message.objects.filter(chat_id=chat_id)
+        if after:
+            rows = rows.filter(pk__gt=self.order_key(after))
+        if exclude_sender_id is not None:
+            rows = rows.exclude(sender_id=exclude_sender_id)
+        return self._query(rows.count)
+
+    def latest(self, chat_id):
+        page = self.page_before(chat_id, before=None, limit=1)
+        return page[0] if page else None
+
+    def latest_of_chats(self, chat_ids):
+        if not chat_ids:
+            return {}
+
+        def load():
+            newest = Message.objects.filter(chat_id__in=chat_ids).values("chat_id").annotate(last=Max("pk"))
+            rows = Message.objects.filter(pk__in=[entry["last"] for entry in newest])
+            return {row.chat_id: _stored(row) for row in rows}
+
+        return self._query(load)
+
+    def soft_delete(self, message_id, *, deleted_by):
+        try:
+            key = self.order_key(message_id)
+        except InvalidMessageId:
+            return None
+
+        def delete():
+            Message.objects.filter(pk=key, deleted_at__isnull=True).update(deleted_at=_now(), deleted_by=deleted_by)
+            row = Message.objects.filter(pk=key).first()
+            return _stored(row) if row else None
+
+        return self._query(delete)
+
+    @staticmethod
+    def _query(run):
+        try:
+            return run()
+        except DatabaseError as error:
+            raise _unavailable(error) from error
+
+
+def _now():
+    # Milliseconds, as MongoDB keeps them: both stores answer with the same times.
+    now = timezone.now()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

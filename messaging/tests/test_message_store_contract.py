@@ -1,0 +1,197 @@
+"""One contract, every message store.
+
+- `orm`: the SQL store (SQLite or MySQL, whichever this run uses).
+- `mongomock`: the pymongo repository on mongomock, in every run.
+- `mongodb`: the pymongo repository on a real MongoDB, when MONGODB_URL is set
+  (e.g. `MONGODB_URL=mongodb://127.0.0.1:27017 make test`); each run uses a
+  throwaway database and drops it.
+"""
+
+import os
+import uuid
+
+import mongomock
+import pytest
+
+from messaging.store.base import InvalidMessageId, MessageStoreUnavailable
+from messaging.store.mongo import MongoMessageStore
+from messaging.store.orm import OrmMessageStore
+
+REAL_MONGODB = os.environ.get("MONGODB_URL", "")
+STORES = ["orm", "mongomock", *(["mongodb"] if REAL_MONGODB else [])]
+
+# The SQL store needs the test database; the others simply do not touch it.
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=STORES)
+def store(request):
+    if request.param == "orm":
+        yield OrmMessageStore()
+    elif request.param == "mongomock":
+        yield MongoMessageStore(mongomock.MongoClient(tz_aware=True)["chat"]["messages"])
+    else:
+        name = f"chat_contract_{uuid.uuid4().hex[:8]}"
+        real = MongoMessageStore.connect(REAL_MONGODB, name)
+        yield real
+        real.collection.database.client.drop_database(name)
+
+
+@pytest.mark.skipif(not REAL_MONGODB, reason="MONGODB_URL is not set: the contract ran on mongomock, not a real MongoDB")
+def test_a_real_mongodb_is_part_of_this_run():
+    """Stands in the report when no real MongoDB is configured, so its absence is seen."""
+    assert "mongodb" in STORES
+
+
+@pytest.mark.parametrize("store", [s for s in STORES if s != "orm"], indirect=True)
+def test_the_mongodb_repository_creates_its_indexes(store):
+    indexes = store.collection.index_information()
+
+    assert indexes["chat_paging"]["key"] == [("chat_id", 1), ("_id", 1)]
+    assert indexes["one_message_per_client_id"]["unique"] is True
+
+
+def add(store, chat_id=1, sender_id=10, text="hi", client_id=None, image_url=""):
+    message, created = store.add(
+        chat_id=chat_id, sender_id=sender_id, text=text, image_url=image_url, client_id=client_id or uuid.uuid4().hex
+    )
+    assert created
+    return message
+
+
+def test_a_stored_message_comes_back_as_it_was_written(store):
+    message = add(store, text="héllo 👋", image_url="https://img/x.png", client_id="c-1")
+
+    fetched = store.get(message.id)
+
+    assert fetched == message
+    assert (fetched.chat_id, fetched.sender_id, fetched.text, fetched.image_url, fetched.client_id) == (
+        1,
+        10,
+        "héllo 👋",
+        "https://img/x.png",
+        "c-1",
+    )
+    assert isinstance(fetched.id, str)
+    assert fetched.created_at.tzinfo is not None
+    assert not fetched.is_deleted
+
+
+def test_sending_the_same_client_id_twice_stores_one_message(store):
+    first = add(store, client_id="same")
+
+    again, created = store.add(chat_id=1, sender_id=10, text="hi again", image_url="", client_id="same")
+
+    assert not created
+    assert again == first
+    assert store.count_after(1, after=None) == 1
+
+
+def test_the_same_client_id_from_another_sender_or_chat_is_another_message(store):
+    add(store, client_id="same")
+    add(store, sender_id=11, client_id="same")
+    add(store, chat_id=2, client_id="same")
+
+    assert store.count_after(1, after=None) == 2
+    assert store.count_after(2, after=None) == 1
+
+
+def test_paging_backwards_returns_newest_first_without_gaps_or_repeats(store):
+    written = [add(store, text=f"m{n}") for n in range(250)]
+    add(store, chat_id=2, text="another chat")
+
+    seen, before = [], None
+    while True:
+        page = store.page_before(1, before=before, limit=30)
+        if not page:
+            break
+        seen.extend(page)
+        before = page[-1].id
+
+    assert [m.id for m in seen] == [m.id for m in reversed(written)]
+
+
+def test_paging_forwards_after_a_cursor_returns_oldest_first(store):
+    written = [add(store, text=f"m{n}") for n in range(120)]
+
+    seen, after = [], written[19].id
+    while page := store.page_after(1, after=after, limit=25):
+        seen.extend(page)
+        after = page[-1].id
+
+    assert [m.id for m in seen] == [m.id for m in written[20:]]
+
+
+def test_paging_is_stable_while_new_messages_arrive(store):
+    written = [add(store, text=f"m{n}") for n in range(40)]
+    first_page = store.page_before(1, before=None, limit=10)
+    add(store, text="new while scrolling")
+
+    second_page = store.page_before(1, before=first_page[-1].id, limit=10)
+
+    assert [m.id for m in first_page + second_page] == [m.id for m in reversed(written)][:20]
+
+
+def test_ids_sort_in_creation_order(store):
+    written = [add(store) for _ in range(20)]
+
+    keys = [store.order_key(m.id) for m in written]
+
+    assert keys == sorted(keys)
+
+
+def test_count_after_counts_newer_messages_and_can_leave_out_a_sender(store):
+    first = add(store, sender_id=10)
+    add(store, sender_id=11)
+    add(store, sender_id=10)
+    add(store, sender_id=11)
+
+    assert store.count_after(1, after=None) == 4
+    assert store.count_after(1, after=first.id) == 3
+    assert store.count_after(1, after=first.id, exclude_sender_id=10) == 2
+    assert store.count_after(1, after=None, exclude_sender_id=11) == 2
+
+
+def test_latest_gives_the_newest_message_of_each_chat(store):
+    add(store, chat_id=1)
+    newest_1 = add(store, chat_id=1)
+    newest_2 = add(store, chat_id=2)
+
+    assert store.latest(1) == newest_1
+    assert store.latest(3) is None
+    assert store.latest_of_chats([1, 2, 3]) == {1: newest_1, 2: newest_2}
+    assert store.latest_of_chats([]) == {}
+
+
+def test_soft_delete_keeps_the_message_in_place_marked_removed(store):
+    before = add(store)
+    target = add(store)
+    after = add(store)
+
+    removed = store.soft_delete(target.id, deleted_by=99)
+
+    assert removed.is_deleted and removed.deleted_by == 99
+    assert store.get(target.id).is_deleted
+    assert [m.id for m in store.page_before(1, before=None, limit=10)] == [after.id, target.id, before.id]
+    assert store.soft_delete(target.id, deleted_by=100).deleted_by == 99
+
+
+@pytest.mark.parametrize("bad_id", ["", "abc", "-1", "0", "12abc", "ffffffffffffffffffffffffffffffffffff"])
+def test_an_unknown_or_malformed_id_is_no_message(store, bad_id):
+    add(store)
+
+    assert store.get(bad_id) is None
+    assert store.soft_delete(bad_id, deleted_by=1) is None
+
+
+@pytest.mark.parametrize("bad_cursor", ["abc", "", "-5"])
+def test_a_malformed_cursor_is_refused(store, bad_cursor):
+    with pytest.raises(InvalidMessageId):
+        store.page_before(1, before=bad_cursor, limit=10)
+    with pytest.raises(InvalidMessageId):
+        store.page_after(1, after=bad_cursor, limit=10)
+
+
+def test_an_unreachable_mongodb_raises_store_unavailable():
+    with pytest.raises(MessageStoreUnavailable):
+        MongoMessageStore.connect("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", "nowhere")
