@@ -17,6 +17,7 @@ from django.conf import settings
 
 from accounts.events import user_group
 from chat_realtime.errors import ApplicationError
+from messaging import ws_handlers as messaging_frames
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ async def ping(connection: RealtimeConsumer, frame: Frame) -> Frame:
 # Frame type -> handler. Apps add theirs here, so every entry point is listed in one place.
 FRAME_HANDLERS: dict[str, FrameHandler] = {
     "ping": ping,
+    **messaging_frames.FRAME_HANDLERS,
 }
 
 
@@ -52,14 +54,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.user = user
+        # The session middleware hands over a lazy wrapper; services get the user itself.
+        self.user = getattr(user, "_wrapped", user)
         self.user_id = user.pk
-        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        self.groups_joined: set[str] = set()
+        await self.join_group(user_group(user.pk))
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if self.user_id is not None:
-            await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+            for group in list(self.groups_joined):
+                await self.leave_group(group)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user_id is None:
@@ -100,5 +105,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))
 
     async def deliver(self, event: dict[str, Any]) -> None:
-        """A group event published by a service: forward its frame."""
+        """A group event published by a service: forward its frame, unless it excludes this connection."""
+        if event.get("exclude_channel") == self.channel_name or event.get("exclude_user_id") == self.user_id:
+            return
         await self.send_frame(event["frame"])
+
+    async def join_group(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def leave_group(self, group: str) -> None:
+        if group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined.discard(group)

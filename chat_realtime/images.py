@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from chat_realtime.errors import ValidationFailed
@@ -79,3 +80,29 @@ def avatar_file(upload, *, field: str = "avatar") -> ContentFile:
         image.convert("RGB").save(out, format="JPEG", quality=88, optimize=True)
         extension = "jpg"
     return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.{extension}")
+
+
+MESSAGE_IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
+
+
+def message_image_url(upload, *, chat_id: int, field: str = "image") -> str:
+    """Store an image attached to a message; its public URL.
+
+    JPEG and PNG are re-encoded, which drops EXIF (camera, GPS position); GIF
+    and WebP keep their bytes so animations survive.
+    """
+    decoded = decode_image(upload, field=field, max_bytes=settings.IMAGE_MAX_BYTES)
+    extension = MESSAGE_IMAGE_EXTENSIONS[decoded.format]
+    if decoded.format in ("JPEG", "PNG"):
+        image = ImageOps.exif_transpose(decoded.image)
+        out = io.BytesIO()
+        if decoded.format == "JPEG":
+            image.convert("RGB").save(out, format="JPEG", quality=90, optimize=True)
+        else:
+            image.save(out, format="PNG", optimize=True)
+        data = out.getvalue()
+    else:
+        upload.seek(0)
+        data = upload.read()
+    name = default_storage.save(f"messages/{int(chat_id)}/{uuid.uuid4().hex}.{extension}", ContentFile(data))
+    return default_storage.url(name)

@@ -24,21 +24,32 @@ Frame = dict[str, Any]
 
 def publish_to_user(user_id: int, frame: Frame) -> None:
     """Every open connection of this user, once the current transaction commits."""
-    _publish_on_commit(user_group(user_id), frame)
+    _publish_on_commit(user_group(user_id), {"frame": frame})
 
 
-def publish_to_chat(chat_id: int, frame: Frame) -> None:
-    """Every connection looking at this chat, once the current transaction commits."""
-    _publish_on_commit(chat_group(chat_id), frame)
+def publish_to_chat(
+    chat_id: int, frame: Frame, *, exclude_channel: str | None = None, exclude_user_id: int | None = None
+) -> None:
+    """Every connection that joined this chat, once the current transaction commits.
+
+    `exclude_channel` leaves out the connection the change came from (it got
+    its own answer); `exclude_user_id` leaves out all of one user's connections.
+    """
+    event: dict[str, Any] = {"frame": frame}
+    if exclude_channel:
+        event["exclude_channel"] = exclude_channel
+    if exclude_user_id is not None:
+        event["exclude_user_id"] = exclude_user_id
+    _publish_on_commit(chat_group(chat_id), event)
 
 
-def _publish_on_commit(group: str, frame: Frame) -> None:
-    transaction.on_commit(lambda: _send(group, frame))
+def _publish_on_commit(group: str, event: dict[str, Any]) -> None:
+    transaction.on_commit(lambda: _send(group, event))
 
 
-def _send(group: str, frame: Frame) -> None:
+def _send(group: str, event: dict[str, Any]) -> None:
     try:
-        async_to_sync(get_channel_layer().group_send)(group, {"type": "deliver", "frame": frame})
+        async_to_sync(get_channel_layer().group_send)(group, {"type": "deliver", **event})
     except Exception:
         # The change is committed; a lost live event is repaired by the client's next fetch.
-        logger.exception("could not publish %s to %s", frame.get("type"), group)
+        logger.exception("could not publish %s to %s", event["frame"].get("type"), group)

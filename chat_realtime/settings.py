@@ -338,6 +338,7 @@ AUTH_PASSWORD_VALIDATORS = [
 PASSWORD_RESET_TIMEOUT = env_int(ENV, "PASSWORD_RESET_TIMEOUT", 3600)
 
 AVATAR_MAX_BYTES = env_int(ENV, "AVATAR_MAX_BYTES", 5 * 1024 * 1024)
+IMAGE_MAX_BYTES = env_int(ENV, "IMAGE_MAX_BYTES", 5 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env_int(ENV, "IMAGE_MAX_PIXELS", 40_000_000)
 
 # Each limit is `count/seconds` or `off`; a malformed value stops the start-up.
@@ -345,6 +346,8 @@ RATE_LIMITS = {
     "login": parse_rate("LOGIN_RATE_LIMIT", ENV.get("LOGIN_RATE_LIMIT", "5/60")),
     "register": parse_rate("REGISTER_RATE_LIMIT", ENV.get("REGISTER_RATE_LIMIT", "5/3600")),
     "password_reset": parse_rate("PASSWORD_RESET_RATE_LIMIT", ENV.get("PASSWORD_RESET_RATE_LIMIT", "3/3600")),
+    # Per user, websocket and API sends together.
+    "message": parse_rate("MESSAGE_RATE_LIMIT", ENV.get("MESSAGE_RATE_LIMIT", "20/10")),
 }
 
 REST_FRAMEWORK = {

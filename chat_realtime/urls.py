@@ -9,6 +9,7 @@ from chat_realtime import views
 api_patterns = [
     path("", include(("accounts.api_urls", "accounts"), namespace="accounts")),
     path("", include(("friends.api_urls", "friends"), namespace="friends")),
+    path("", include(("messaging.api_urls", "messaging"), namespace="messaging")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -10,6 +10,8 @@ from rest_framework.views import APIView
 
 from accounts.api import PublicUserSerializer
 from friends import events, selectors, services
+from messaging.events import last_message_data
+from messaging.selectors import chat_summaries
 
 
 class FriendSerializer(serializers.Serializer):
@@ -87,18 +89,24 @@ class FriendListApi(APIView):
     @extend_schema(responses={200: FriendListOutput})
     def get(self, request: Request) -> Response:
         entries = selectors.friend_list(request.user)
-        results = [
-            {
-                "user": PublicUserSerializer(entry.user).data,
-                "chat_id": entry.chat_id,
-                # Filled by messaging and presence as they land.
-                "last_message": None,
-                "unread_count": 0,
-                "online": False,
-                "last_seen": entry.user.last_seen,
-            }
-            for entry in entries
-        ]
+        chats = {
+            summary.chat.pk: summary
+            for summary in chat_summaries(request.user, [e.chat_id for e in entries if e.chat_id])
+        }
+        results = []
+        for entry in entries:
+            summary = chats.get(entry.chat_id)
+            results.append(
+                {
+                    "user": PublicUserSerializer(entry.user).data,
+                    "chat_id": entry.chat_id,
+                    "last_message": last_message_data(summary.last_message) if summary else None,
+                    "unread_count": summary.unread_count if summary else 0,
+                    # Filled by presence when it lands.
+                    "online": False,
+                    "last_seen": entry.user.last_seen,
+                }
+            )
         return Response(FriendListOutput({"results": results}).data)
 
 

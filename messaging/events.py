@@ -1,6 +1,69 @@
-"""Channel-layer group names for chats. Built from ids only, never from user text."""
+"""Group names and frames of messaging. Frames go out through chat_realtime.realtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from messaging.store import StoredMessage
 
 
 def chat_group(chat_id: int) -> str:
     """The connections currently looking at one chat."""
     return f"chat.{int(chat_id)}"
+
+
+def _iso(value) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def message_data(message: StoredMessage) -> dict[str, Any]:
+    """A message as clients see it. A removed message keeps its place but not its content."""
+    return {
+        "id": message.id,
+        "chat_id": message.chat_id,
+        "sender_id": message.sender_id,
+        "text": "" if message.is_deleted else message.text,
+        "image_url": None if message.is_deleted or not message.image_url else message.image_url,
+        "created_at": _iso(message.created_at),
+        "client_id": message.client_id,
+        "deleted": message.is_deleted,
+    }
+
+
+def preview(message: StoredMessage) -> str:
+    """The sidebar's line for a message: its text, "image" for a bare image, as the original."""
+    if message.is_deleted:
+        return "message removed"
+    return message.text or ("image" if message.image_url else "")
+
+
+def last_message_data(message: StoredMessage | None) -> dict[str, Any] | None:
+    if message is None:
+        return None
+    return {**message_data(message), "preview": preview(message)}
+
+
+def new_message_frame(message: StoredMessage) -> dict[str, Any]:
+    return {"type": "new_message", "message": message_data(message)}
+
+
+def message_ack_frame(message: StoredMessage) -> dict[str, Any]:
+    return {"type": "message_ack", "client_id": message.client_id, "message": message_data(message)}
+
+
+def chat_update_frame(*, chat_id: int, sender_id: int | None, last_message: StoredMessage | None, unread_count: int):
+    return {
+        "type": "chat_update",
+        "chat_id": chat_id,
+        "sender_id": sender_id,
+        "last_message": last_message_data(last_message),
+        "unread_count": unread_count,
+    }
+
+
+def typing_frame(*, chat_id: int, user_id: int) -> dict[str, Any]:
+    return {"type": "typing", "chat_id": chat_id, "user_id": user_id}
+
+
+def read_frame(*, chat_id: int, user_id: int, message_id: str) -> dict[str, Any]:
+    return {"type": "read", "chat_id": chat_id, "user_id": user_id, "message_id": message_id}

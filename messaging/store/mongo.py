@@ -144,7 +144,12 @@ class MongoMessageStore:
         def delete():
             self.collection.update_one(
                 {"_id": key, "deleted_at": None},
-                {"$set": {"deleted_at": now.replace(microsecond=now.microsecond // 1000 * 1000), "deleted_by": deleted_by}},
+                {
+                    "$set": {
+                        "deleted_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+                        "deleted_by": deleted_by,
+                    }
+                },
             )
             return self.collection.find_one({"_id": key})
 

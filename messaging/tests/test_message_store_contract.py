@@ -37,7 +37,9 @@ def store(request):
         real.collection.database.client.drop_database(name)
 
 
-@pytest.mark.skipif(not REAL_MONGODB, reason="MONGODB_URL is not set: the contract ran on mongomock, not a real MongoDB")
+@pytest.mark.skipif(
+    not REAL_MONGODB, reason="MONGODB_URL is not set: the contract ran on mongomock, not a real MongoDB"
+)
 def test_a_real_mongodb_is_part_of_this_run():
     """Stands in the report when no real MongoDB is configured, so its absence is seen."""
     assert "mongodb" in STORES

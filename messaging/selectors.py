@@ -1,0 +1,88 @@
+"""Reads about chats and messages. Visibility lives here: what you may not see does not exist (404)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accounts.models import User
+from chat_realtime.errors import NotFoundError, ValidationFailed
+from messaging.models import Chat, ChatParticipant
+from messaging.store import StoredMessage, message_store
+from messaging.store.base import InvalidMessageId
+
+HISTORY_LIMIT_DEFAULT = 30
+HISTORY_LIMIT_MAX = 100
+
+
+def participant(*, user_id: int, chat_id: int) -> ChatParticipant:
+    """The user's membership of the chat, or 404 whether the chat exists or not."""
+    membership = ChatParticipant.objects.select_related("chat").filter(chat_id=chat_id, user_id=user_id).first()
+    if membership is None:
+        raise NotFoundError("No such chat.")
+    return membership
+
+
+def unread_count(membership: ChatParticipant) -> int:
+    """Messages from the others after the last one this participant read. Durable: no cache."""
+    return message_store().count_after(
+        membership.chat_id, after=membership.last_read_message_id or None, exclude_sender_id=membership.user_id
+    )
+
+
+@dataclass(frozen=True)
+class ChatSummary:
+    chat: Chat
+    participants: list[User]
+    last_message: StoredMessage | None
+    unread_count: int
+
+
+def chat_summaries(user: User, chat_ids: list[int] | None = None) -> list[ChatSummary]:
+    """The user's chats (or those of `chat_ids` they belong to), most recent activity first."""
+    memberships = ChatParticipant.objects.filter(user=user).select_related("chat").order_by("-chat__last_activity_at")
+    if chat_ids is not None:
+        memberships = memberships.filter(chat_id__in=chat_ids)
+    memberships = list(memberships)
+    ids = [m.chat_id for m in memberships]
+    people: dict[int, list[User]] = {chat_id: [] for chat_id in ids}
+    for row in ChatParticipant.objects.filter(chat_id__in=ids).select_related("user").order_by("user__username"):
+        people[row.chat_id].append(row.user)
+    latest = message_store().latest_of_chats(ids)
+    return [
+        ChatSummary(
+            chat=m.chat,
+            participants=people[m.chat_id],
+            last_message=latest.get(m.chat_id),
+            unread_count=unread_count(m) if m.chat_id in latest else 0,
+        )
+        for m in memberships
+    ]
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    messages: list[StoredMessage]
+    next_before: str | None
+    next_after: str | None
+
+
+def history(*, user: User, chat_id: int, before: str | None, after: str | None, limit: int) -> HistoryPage:
+    """A page of a chat's messages. Newest first, or with `after`, oldest first from that id."""
+    participant(user_id=user.pk, chat_id=chat_id)
+    if before and after:
+        raise ValidationFailed({"after": ["Use either before or after, not both."]})
+    limit = max(1, min(limit, HISTORY_LIMIT_MAX))
+    store = message_store()
+    try:
+        if after:
+            page = store.page_after(chat_id, after=after, limit=limit + 1)
+            more = len(page) > limit
+            page = page[:limit]
+            return HistoryPage(messages=page, next_before=None, next_after=page[-1].id if more else None)
+        page = store.page_before(chat_id, before=before, limit=limit + 1)
+    except InvalidMessageId:
+        field = "after" if after else "before"
+        raise ValidationFailed({field: ["This is not a message id."]}) from None
+    more = len(page) > limit
+    page = page[:limit]
+    return HistoryPage(messages=page, next_before=page[-1].id if more else None, next_after=None)

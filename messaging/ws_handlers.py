@@ -1,0 +1,71 @@
+"""Websocket frames of messaging: check the frame's shape, call a service, answer.
+
+Each handler takes the connection and the parsed frame and returns the frame
+to send back (or None). Refusals are ApplicationErrors, which the consumer
+turns into error frames; the connection stays open.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from channels.db import database_sync_to_async
+
+from chat_realtime.errors import ValidationFailed
+from messaging import events, services
+
+if TYPE_CHECKING:
+    from chat_realtime.consumers import RealtimeConsumer
+
+Frame = dict[str, Any]
+
+
+def _chat_id(frame: Frame) -> int:
+    chat_id = frame.get("chat_id")
+    # bool is an int in Python; JSON's true is no chat id.
+    if not isinstance(chat_id, int) or isinstance(chat_id, bool) or not 0 < chat_id < 2**63:
+        raise ValidationFailed({"chat_id": ["chat_id must be a positive integer."]})
+    return chat_id
+
+
+async def join_chat(connection: RealtimeConsumer, frame: Frame) -> Frame:
+    chat_id = _chat_id(frame)
+    await database_sync_to_async(services.open_chat)(user=connection.user, chat_id=chat_id)
+    await connection.join_group(events.chat_group(chat_id))
+    return {"type": "joined_chat", "chat_id": chat_id}
+
+
+async def leave_chat(connection: RealtimeConsumer, frame: Frame) -> Frame:
+    chat_id = _chat_id(frame)
+    await connection.leave_group(events.chat_group(chat_id))
+    return {"type": "left_chat", "chat_id": chat_id}
+
+
+async def send_message(connection: RealtimeConsumer, frame: Frame) -> Frame:
+    sent = await database_sync_to_async(services.send_message)(
+        sender=connection.user,
+        chat_id=_chat_id(frame),
+        text=frame.get("text"),
+        client_id=frame.get("client_id"),
+        origin_channel=connection.channel_name,
+    )
+    return events.message_ack_frame(sent.message)
+
+
+async def typing(connection: RealtimeConsumer, frame: Frame) -> None:
+    await database_sync_to_async(services.announce_typing)(user=connection.user, chat_id=_chat_id(frame))
+
+
+async def mark_read(connection: RealtimeConsumer, frame: Frame) -> None:
+    await database_sync_to_async(services.mark_read)(
+        user=connection.user, chat_id=_chat_id(frame), message_id=frame.get("message_id")
+    )
+
+
+FRAME_HANDLERS = {
+    "join_chat": join_chat,
+    "leave_chat": leave_chat,
+    "send_message": send_message,
+    "typing": typing,
+    "mark_read": mark_read,
+}
