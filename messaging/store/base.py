@@ -11,9 +11,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from chat_realtime.errors import ApplicationError
 
-class MessageStoreUnavailable(Exception):
-    """The store could not be reached or refused the operation; nothing was written."""
+
+class MessageStoreUnavailable(ApplicationError):
+    """The store could not be reached or refused the operation; nothing was written.
+
+    An ApplicationError, so every entry point answers it the same way: 503
+    `store_unavailable` over HTTP, an error frame over the websocket.
+    """
+
+    status_code = 503
+    code = "store_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("Messages are unavailable for a moment. Try again shortly.")
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class InvalidMessageId(ValueError):
