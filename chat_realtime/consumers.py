@@ -7,17 +7,21 @@ that services publish to a group reach the client through `deliver`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.events import user_group
 from chat_realtime.errors import ApplicationError
 from messaging import ws_handlers as messaging_frames
+from presence import events as presence_events
+from presence import services as presence
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +64,26 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.groups_joined: set[str] = set()
         await self.join_group(user_group(user.pk))
         await self.accept()
+        online_friends = await database_sync_to_async(presence.connect)(
+            user_id=self.user_id, connection_id=self.channel_name
+        )
+        await self.send_frame(presence_events.online_friends_frame(online_friends))
+        self.heartbeat = asyncio.create_task(self.keep_alive())
+
+    async def keep_alive(self) -> None:
+        """Renew this connection's presence until it closes; sweep away dead workers' users meanwhile."""
+        while True:
+            await asyncio.sleep(settings.PRESENCE_HEARTBEAT_SECONDS)
+            await database_sync_to_async(presence.heartbeat)(user_id=self.user_id, connection_id=self.channel_name)
+            await database_sync_to_async(presence.sweep_if_due)()
 
     async def disconnect(self, code: int) -> None:
-        if self.user_id is not None:
-            for group in list(self.groups_joined):
-                await self.leave_group(group)
+        if self.user_id is None:
+            return
+        self.heartbeat.cancel()
+        for group in list(self.groups_joined):
+            await self.leave_group(group)
+        await database_sync_to_async(presence.disconnect)(user_id=self.user_id, connection_id=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user_id is None:

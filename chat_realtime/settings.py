@@ -58,6 +58,19 @@ def env_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
 
 
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be positive.")
+    return value
+
+
 def env_list(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
     raw = env.get(name)
     if raw is None:
@@ -438,6 +451,15 @@ LOGGING = {
     # The development server's access log has a handler of its own.
     "loggers": {"django.channels.server": {"propagate": False}},
 }
+
+# Presence: a connection's worker renews it every HEARTBEAT seconds; unrenewed, it
+# expires after TTL; any worker sweeps expired users offline every SWEEP seconds.
+# With the defaults a dead worker's users are offline within TTL + HEARTBEAT = 45 s.
+PRESENCE_HEARTBEAT_SECONDS = env_float(ENV, "PRESENCE_HEARTBEAT_SECONDS", 10)
+PRESENCE_TTL_SECONDS = env_float(ENV, "PRESENCE_TTL_SECONDS", 35)
+PRESENCE_SWEEP_SECONDS = env_float(ENV, "PRESENCE_SWEEP_SECONDS", 10)
+if PRESENCE_TTL_SECONDS <= 2 * PRESENCE_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("PRESENCE_TTL_SECONDS must be more than twice PRESENCE_HEARTBEAT_SECONDS.")
 
 # Frames longer than this close the websocket (1009); the server limits what it parses.
 WEBSOCKET_MAX_FRAME_CHARS = env_int(ENV, "WEBSOCKET_MAX_FRAME_CHARS", 64 * 1024)

@@ -12,6 +12,7 @@ from accounts.api import PublicUserSerializer
 from friends import events, selectors, services
 from messaging.events import last_message_data
 from messaging.selectors import chat_summaries
+from presence.selectors import online_among_or_none
 
 
 class FriendSerializer(serializers.Serializer):
@@ -93,6 +94,7 @@ class FriendListApi(APIView):
             summary.chat.pk: summary
             for summary in chat_summaries(request.user, [e.chat_id for e in entries if e.chat_id])
         }
+        online = online_among_or_none(entry.user.pk for entry in entries)
         results = []
         for entry in entries:
             summary = chats.get(entry.chat_id)
@@ -102,8 +104,7 @@ class FriendListApi(APIView):
                     "chat_id": entry.chat_id,
                     "last_message": last_message_data(summary.last_message) if summary else None,
                     "unread_count": summary.unread_count if summary else 0,
-                    # Filled by presence when it lands.
-                    "online": False,
+                    "online": entry.user.pk in online,
                     "last_seen": entry.user.last_seen,
                 }
             )

@@ -25,6 +25,7 @@ from friends.models import Friendship, Notification
 from friends.selectors import FriendshipState, friendship_between
 from messaging.models import Chat
 from messaging.services import get_or_create_direct_chat
+from presence import services as presence
 
 # Concurrent requests between the same two people: the unique pair constraint
 # lets one insert win; the other looks again and sees it.
@@ -127,6 +128,7 @@ def _accept(friendship: Friendship, *, receiver: User, requester: User) -> Chat:
     cache.forget_friends(receiver.pk, requester.pk)
     publish_to_user(receiver.pk, events.friendship_frame(user_id=requester.pk, state="friends", chat_id=chat.pk))
     publish_to_user(requester.pk, events.friendship_frame(user_id=receiver.pk, state="friends", chat_id=chat.pk))
+    presence.announce_new_friends(receiver.pk, requester.pk)
     return chat
 
 

@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class PresenceConfig(AppConfig):
-    """Who is online, across tabs and workers (its own issue)."""
+    """Who is online, across tabs and workers."""
 
     name = "presence"

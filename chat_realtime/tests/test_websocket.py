@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 import jwt
@@ -31,8 +32,15 @@ def stranger(make_user):
 
 
 async def connect(path: str = "/ws/", headers=None):
+    """Open a socket; an accepted one's first frame is its greeting, consumed here."""
     communicator = WebsocketCommunicator(application, path, headers=headers or [])
     connected, code = await communicator.connect()
+    if connected:
+        first = await communicator.receive_output(timeout=2)
+        if first["type"] == "websocket.send":
+            assert json.loads(first["text"])["type"] == "online_friends"
+        else:  # closed right away: put it back for the test to see
+            communicator.output_queue.put_nowait(first)
     return communicator, connected, code
 
 

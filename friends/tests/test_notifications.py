@@ -1,9 +1,7 @@
 import pytest
-from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
-from chat_realtime.asgi import application
+from chat_realtime.tests.sockets import drain, of_type, open_socket
 from friends import services
 from friends.models import Notification
 
@@ -117,25 +115,6 @@ def test_each_friend_action_notifies_the_person_it_concerns_once(user, bob, make
         (user.pk, carol.pk, "friend_request"),
         (carol.pk, user.pk, "friend_request_rejected"),
     ]
-
-
-async def open_socket(user):
-    communicator = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(user)}")
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-async def drain(communicator, quiet: float = 0.3) -> list[dict]:
-    """Every frame that arrives until the socket stays quiet for `quiet` seconds."""
-    frames = []
-    while not await communicator.receive_nothing(timeout=quiet):
-        frames.append(await communicator.receive_json_from())
-    return frames
-
-
-def of_type(frames, frame_type):
-    return [f for f in frames if f["type"] == frame_type]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,46 +2,19 @@
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
-from chat_realtime.asgi import application
+from chat_realtime.tests.sockets import ask, close, of_type, open_socket
+from chat_realtime.tests.sockets import drain as drain_all
 from messaging.store import message_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def open_socket(user):
-    socket = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(user)}")
-    connected, _ = await socket.connect()
-    assert connected
-    return socket
-
-
-async def drain(socket, quiet: float = 0.3) -> list[dict]:
-    frames = []
-    while not await socket.receive_nothing(timeout=quiet):
-        frames.append(await socket.receive_json_from())
-    return frames
-
-
-def of_type(frames, frame_type):
-    return [f for f in frames if f["type"] == frame_type]
-
-
-# Frames that answer the client's own frame; everything else is an event that may arrive in between.
-REPLIES = {"message_ack", "error", "pong", "joined_chat", "left_chat"}
-
-
-async def ask(socket, frame) -> dict:
-    """Send a frame and return its answer, passing over events pushed meanwhile."""
-    await socket.send_json_to(frame)
-    while True:
-        reply = await socket.receive_json_from(timeout=3)
-        if reply["type"] in REPLIES:
-            return reply
+async def drain(socket) -> list[dict]:
+    """The chat frames a socket received; presence comes and goes as the test's sockets open."""
+    return [f for f in await drain_all(socket) if f["type"] not in ("user_online", "user_offline")]
 
 
 async def joined(user, chat):
@@ -49,11 +22,6 @@ async def joined(user, chat):
     assert await ask(socket, {"type": "join_chat", "chat_id": chat.pk}) == {"type": "joined_chat", "chat_id": chat.pk}
     await drain(socket)
     return socket
-
-
-async def close(*sockets):
-    for socket in sockets:
-        await socket.disconnect()
 
 
 async def test_a_message_is_acked_to_its_sender_and_delivered_to_everyone_in_the_chat(friends_with_chat):

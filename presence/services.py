@@ -1,0 +1,170 @@
+"""Who is online, kept in Redis so every worker agrees.
+
+Keys (with REDIS_KEY_PREFIX in front, empty by default):
+- `online_users`: set of the ids of users with at least one live connection
+  (the original project's key, kept for operators).
+- `presence:{user_id}`: sorted set of that user's connection ids (channel
+  names), each scored with the time it expires unless its worker renews it.
+
+A connection lives while its worker heartbeats it (every
+PRESENCE_HEARTBEAT_SECONDS); a worker that dies stops renewing, its entries
+expire after PRESENCE_TTL_SECONDS, and the next sweep (any worker, at most
+once every PRESENCE_SWEEP_SECONDS) takes its users offline. Every transition
+runs in one Lua script, so two tabs on two workers can never both announce
+"online", nor a disconnect and a sweep both announce "offline".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import User
+from chat_realtime import shared_redis
+from chat_realtime.realtime import publish_to_user
+from friends.selectors import friend_ids
+from presence import events
+
+logger = logging.getLogger(__name__)
+
+# KEYS: presence zset, online_users. ARGV: now, expires_at, connection id, user id, key ttl.
+# Returns 1 when the user had no live connection before: they just came online.
+_CONNECT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local before = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[4])
+if before == 0 then return 1 end
+return 0
+"""
+
+# KEYS: presence zset, online_users. ARGV: now, connection id (or ''), user id.
+# Returns 1 when this call took the user offline (their last live connection went).
+_DISCONNECT = """
+if ARGV[2] ~= '' then redis.call('ZREM', KEYS[1], ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  return redis.call('SREM', KEYS[2], ARGV[3])
+end
+return 0
+"""
+
+
+def online_users_key() -> str:
+    return shared_redis.key("online_users")
+
+
+def connections_key(user_id: int) -> str:
+    return shared_redis.key(f"presence:{int(user_id)}")
+
+
+def _sweep_lock_key() -> str:
+    return shared_redis.key("presence:sweep_lock")
+
+
+def _run(script: str, keys: list[str], args: list) -> int:
+    redis = shared_redis.connection()
+    return int(redis.register_script(script)(keys=keys, args=args))
+
+
+def _register(user_id: int, connection_id: str) -> bool:
+    now = time.time()
+    ttl = settings.PRESENCE_TTL_SECONDS
+    return bool(
+        _run(
+            _CONNECT,
+            [connections_key(user_id), online_users_key()],
+            [now, now + ttl, connection_id, int(user_id), int(ttl * 2) + 1],
+        )
+    )
+
+
+def connect(*, user_id: int, connection_id: str) -> list[int]:
+    """A connection opened. Announces the user to their friends if it is their first; returns online friends."""
+    try:
+        if _register(user_id, connection_id):
+            _announce(user_id, events.user_online_frame(user_id=user_id))
+        return online_friend_ids(user_id)
+    except shared_redis.RedisError:
+        logger.warning("presence unavailable: user %s connected unseen", user_id, exc_info=True)
+        return []
+
+
+def heartbeat(*, user_id: int, connection_id: str) -> None:
+    """The connection is still open: renew it. Also rebuilds presence if Redis lost it, without announcing."""
+    try:
+        _register(user_id, connection_id)
+    except shared_redis.RedisError:
+        logger.warning("presence heartbeat of user %s failed", user_id, exc_info=True)
+
+
+def disconnect(*, user_id: int, connection_id: str) -> None:
+    """A connection closed. If it was the user's last one, they go offline."""
+    try:
+        went_offline = _run(
+            _DISCONNECT, [connections_key(user_id), online_users_key()], [time.time(), connection_id, int(user_id)]
+        )
+    except shared_redis.RedisError:
+        logger.warning("presence unavailable: the disconnect of user %s is left to the sweep", user_id, exc_info=True)
+        return
+    if went_offline:
+        _went_offline(user_id)
+
+
+def sweep() -> int:
+    """Take offline every user whose connections all expired (their workers died). Returns how many."""
+    redis = shared_redis.connection()
+    taken = 0
+    now = time.time()
+    for member in redis.smembers(online_users_key()):
+        user_id = int(member)
+        if _run(_DISCONNECT, [connections_key(user_id), online_users_key()], [now, "", user_id]):
+            _went_offline(user_id)
+            taken += 1
+    return taken
+
+
+def sweep_if_due() -> int:
+    """Sweep, unless another worker did within PRESENCE_SWEEP_SECONDS."""
+    try:
+        redis = shared_redis.connection()
+        if not redis.set(_sweep_lock_key(), 1, nx=True, ex=max(1, int(settings.PRESENCE_SWEEP_SECONDS))):
+            return 0
+        return sweep()
+    except shared_redis.RedisError:
+        logger.warning("presence sweep failed", exc_info=True)
+        return 0
+
+
+def _went_offline(user_id: int) -> None:
+    now = timezone.now()
+    User.objects.filter(pk=user_id).update(last_seen=now)
+    _announce(user_id, events.user_offline_frame(user_id=user_id, last_seen=now))
+
+
+def _announce(user_id: int, frame: dict) -> None:
+    for friend_id in friend_ids(user_id):
+        publish_to_user(friend_id, frame)
+
+
+def online_friend_ids(user_id: int) -> list[int]:
+    from presence.selectors import online_among
+
+    return sorted(online_among(friend_ids(user_id)))
+
+
+def announce_new_friends(user_a_id: int, user_b_id: int) -> None:
+    """Two people just became friends: each who is online appears to the other at once."""
+    from presence.selectors import online_among
+
+    try:
+        online = online_among([user_a_id, user_b_id])
+    except shared_redis.RedisError:
+        return
+    for user_id, other_id in ((user_a_id, user_b_id), (user_b_id, user_a_id)):
+        if user_id in online:
+            publish_to_user(other_id, events.user_online_frame(user_id=user_id))
