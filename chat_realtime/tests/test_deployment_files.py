@@ -22,12 +22,12 @@ ENV_EXAMPLE = ROOT / ".env.example"
 
 _NAME = r"""["']([A-Z][A-Z0-9_]*)["']"""
 # How settings.py reads a variable: ENV.get("X"), env["X"], os.environ.get("X"),
-# env_bool/env_int/env_list(env, "X", ...), parse_rate("X", ...), parse_duration("X", ...).
+# env_bool/env_int/env_float/env_list(env, "X", ...), parse_rate("X", ...), parse_duration("X", ...).
 _ENV_READ = re.compile(
     r"(?:"
     rf"\b(?:ENV|env|os\.environ)\s*(?:\.get\(|\[)\s*{_NAME}"
     rf"|\bos\.getenv\(\s*{_NAME}"
-    rf"|\benv_(?:bool|int|list)\(\s*(?:ENV|env)\s*,\s*{_NAME}"
+    rf"|\benv_(?:bool|int|float|list)\(\s*(?:ENV|env)\s*,\s*{_NAME}"
     rf"|\bparse_(?:rate|duration)\(\s*{_NAME}"
     r")"
 )
