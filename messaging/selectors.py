@@ -47,13 +47,19 @@ def chat_summaries(user: User, chat_ids: list[int] | None = None) -> list[ChatSu
     people: dict[int, list[User]] = {chat_id: [] for chat_id in ids}
     for row in ChatParticipant.objects.filter(chat_id__in=ids).select_related("user").order_by("user__username"):
         people[row.chat_id].append(row.user)
-    latest = message_store().latest_of_chats(ids)
+    store = message_store()
+    latest = store.latest_of_chats(ids)
+    # One round trip for all the unread counts, whatever the number of chats.
+    unread = store.count_after_many(
+        {m.chat_id: m.last_read_message_id or None for m in memberships if m.chat_id in latest},
+        exclude_sender_id=user.pk,
+    )
     return [
         ChatSummary(
             chat=m.chat,
             participants=people[m.chat_id],
             last_message=latest.get(m.chat_id),
-            unread_count=unread_count(m) if m.chat_id in latest else 0,
+            unread_count=unread.get(m.chat_id, 0),
         )
         for m in memberships
     ]

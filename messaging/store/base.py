@@ -73,9 +73,13 @@ class MessageStore(Protocol):
     def count_after(self, chat_id: int, *, after: str | None, exclude_sender_id: int | None = None) -> int:
         """Messages newer than `after` (all when None), leaving out one sender's."""
 
+    def count_after_many(self, positions: dict[int, str | None], *, exclude_sender_id: int) -> dict[int, int]:
+        """count_after for many chats in one round trip: chat id -> read position in, chat id -> count out."""
+
     def latest(self, chat_id: int) -> StoredMessage | None: ...
 
-    def latest_of_chats(self, chat_ids: list[int]) -> dict[int, StoredMessage]: ...
+    def latest_of_chats(self, chat_ids: list[int]) -> dict[int, StoredMessage]:
+        """The newest message of each chat that has one, in one round trip."""
 
     def soft_delete(self, message_id: str, *, deleted_by: int) -> StoredMessage | None:
         """Mark a message removed (it keeps its place in history); None if unknown."""

@@ -40,6 +40,12 @@ def _stored(doc: dict) -> StoredMessage:
     )
 
 
+def _now_ms() -> datetime:
+    # MongoDB keeps milliseconds; truncating here makes what we return equal what we read back.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -70,14 +76,13 @@ class MongoMessageStore:
             raise InvalidMessageId(message_id) from None
 
     def add(self, *, chat_id, sender_id, text, image_url, client_id):
-        now = datetime.now(UTC)
         doc = {
             "chat_id": chat_id,
             "sender_id": sender_id,
             "text": text,
             "image_url": image_url,
             "client_id": client_id,
-            "created_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+            "created_at": _now_ms(),
         }
         try:
             self.collection.insert_one(doc)
@@ -131,8 +136,29 @@ class MongoMessageStore:
         return page[0] if page else None
 
     def latest_of_chats(self, chat_ids):
-        # One indexed lookup per chat: each is a single step down (chat_id, _id).
-        return {chat_id: message for chat_id in chat_ids if (message := self.latest(chat_id)) is not None}
+        if not chat_ids:
+            return {}
+        pipeline = [
+            {"$match": {"chat_id": {"$in": list(chat_ids)}}},
+            {"$sort": {"chat_id": 1, "_id": -1}},
+            {"$group": {"_id": "$chat_id", "doc": {"$first": "$$ROOT"}}},
+        ]
+        rows = self._run(lambda: list(self.collection.aggregate(pipeline)))
+        return {row["_id"]: _stored(row["doc"]) for row in rows}
+
+    def count_after_many(self, positions, *, exclude_sender_id):
+        if not positions:
+            return {}
+        windows = [
+            {"chat_id": chat_id, "_id": {"$gt": self.order_key(after)}} if after else {"chat_id": chat_id}
+            for chat_id, after in positions.items()
+        ]
+        pipeline = [
+            {"$match": {"$or": windows, "sender_id": {"$ne": exclude_sender_id}}},
+            {"$group": {"_id": "$chat_id", "n": {"$sum": 1}}},
+        ]
+        counted = {row["_id"]: row["n"] for row in self._run(lambda: list(self.collection.aggregate(pipeline)))}
+        return {chat_id: counted.get(chat_id, 0) for chat_id in positions}
 
     def soft_delete(self, message_id, *, deleted_by):
         try:

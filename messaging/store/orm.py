@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from messaging.models import Message
@@ -89,6 +89,16 @@ class OrmMessageStore:
         if exclude_sender_id is not None:
             rows = rows.exclude(sender_id=exclude_sender_id)
         return self._query(rows.count)
+
+    def count_after_many(self, positions, *, exclude_sender_id):
+        if not positions:
+            return {}
+        window = Q()
+        for chat_id, after in positions.items():
+            window |= Q(chat_id=chat_id, pk__gt=self.order_key(after)) if after else Q(chat_id=chat_id)
+        rows = Message.objects.filter(window).exclude(sender_id=exclude_sender_id)
+        counted = self._query(lambda: dict(rows.values("chat_id").annotate(n=Count("id")).values_list("chat_id", "n")))
+        return {chat_id: counted.get(chat_id, 0) for chat_id in positions}
 
     def latest(self, chat_id):
         page = self.page_before(chat_id, before=None, limit=1)

@@ -154,6 +154,19 @@ def test_count_after_counts_newer_messages_and_can_leave_out_a_sender(store):
     assert store.count_after(1, after=None, exclude_sender_id=11) == 2
 
 
+def test_count_after_many_counts_each_chat_from_its_own_position_in_one_call(store):
+    first_in_1 = add(store, chat_id=1, sender_id=11)
+    add(store, chat_id=1, sender_id=11)
+    add(store, chat_id=1, sender_id=10)
+    add(store, chat_id=2, sender_id=11)
+    add(store, chat_id=2, sender_id=11)
+
+    counts = store.count_after_many({1: first_in_1.id, 2: None, 3: None}, exclude_sender_id=10)
+
+    assert counts == {1: 1, 2: 2, 3: 0}
+    assert store.count_after_many({}, exclude_sender_id=10) == {}
+
+
 def test_latest_gives_the_newest_message_of_each_chat(store):
     add(store, chat_id=1)
     newest_1 = add(store, chat_id=1)
