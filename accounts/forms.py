@@ -2,6 +2,8 @@
 
 from django import forms
 
+from accounts.models import Theme
+
 
 class SignupForm(forms.Form):
     username = forms.CharField(max_length=30, help_text="3 to 30 letters, digits, underscores or dots.")
@@ -52,3 +54,7 @@ class ProfileForm(forms.Form):
         help_text="JPEG, PNG, GIF or WebP, at most 5 MB.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/gif,image/webp"}),
     )
+
+
+class ThemeForm(forms.Form):
+    theme = forms.ChoiceField(choices=Theme.choices, widget=forms.RadioSelect)

@@ -41,6 +41,16 @@ class ChatUserManager(UserManager):
         return super().create_superuser(username, normalize_email(email), password, **extra_fields)
 
 
+class Theme(models.TextChoices):
+    LIGHT = "light", "Light"
+    DARK = "dark", "Dark"
+    OCEAN = "ocean", "Ocean"
+    FOREST = "forest", "Forest"
+    SUNSET = "sunset", "Sunset"
+    GRAPE = "grape", "Grape"
+    CONTRAST = "contrast", "High contrast"
+
+
 class User(AbstractUser):
     username = models.CharField(
         max_length=30,
@@ -62,6 +72,7 @@ class User(AbstractUser):
     )
     avatar = models.ImageField(upload_to="avatars/", blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
+    theme = models.CharField(max_length=20, choices=Theme.choices, default=Theme.LIGHT)
 
     REQUIRED_FIELDS = ["email"]
 

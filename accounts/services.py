@@ -22,7 +22,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User, normalize_email, normalize_phone_number, phone_number_validator, username_validator
+from accounts.models import Theme, User, normalize_email, normalize_phone_number, phone_number_validator, username_validator
 from accounts.selectors import active_user_by_email
 from chat_realtime.errors import ApplicationError, AuthenticationError, ValidationFailed
 from chat_realtime.images import avatar_file
@@ -241,6 +241,14 @@ def reset_password(*, uid: str, token: str, new_password: str) -> User:
 
 
 # --- Profile -------------------------------------------------------------------
+
+
+def set_theme(*, user: User, theme: str) -> User:
+    if theme not in Theme.values:
+        raise ValidationFailed({"theme": [f"Choose one of: {', '.join(Theme.values)}."]})
+    user.theme = theme
+    user.save(update_fields=["theme"])
+    return user
 
 
 def update_profile(

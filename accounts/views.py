@@ -136,3 +136,17 @@ def profile(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Profile saved.")
         return redirect("accounts:profile")
     return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest) -> HttpResponse:
+    form = forms.ThemeForm(request.POST or None, initial={"theme": request.user.theme})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_theme(user=request.user, theme=form.cleaned_data["theme"])
+        except ApplicationError as error:
+            return _refused(request, "accounts/settings.html", form, error)
+        messages.success(request, "Theme saved.")
+        return redirect("accounts:settings")
+    return render(request, "accounts/settings.html", {"form": form}, status=400 if form.errors else 200)

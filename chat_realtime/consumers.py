@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from urllib.parse import parse_qs
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.events import user_group
+from chat_realtime.browser_frames import render_for_browser
 from chat_realtime.errors import ApplicationError
 from messaging import ws_handlers as messaging_frames
 from presence import events as presence_events
@@ -50,6 +52,7 @@ def error_frame(code: str, message: str, **extra: Any) -> Frame:
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
+    wants_html = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -61,6 +64,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # The session middleware hands over a lazy wrapper; services get the user itself.
         self.user = getattr(user, "_wrapped", user)
         self.user_id = user.pk
+        # Browsers ask for HTML fragments (htmx swaps them in); API clients get JSON.
+        self.wants_html = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("format") == ["html"]
         self.groups_joined: set[str] = set()
         await self.join_group(user_group(user.pk))
         await self.accept()
@@ -121,6 +126,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.send_frame(reply)
 
     async def send_frame(self, frame: Frame) -> None:
+        if self.wants_html:
+            html = await database_sync_to_async(render_for_browser)(frame, self.user)
+            if html:
+                await self.send(text_data=html)
+            return
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))
 
     async def deliver(self, event: dict[str, Any]) -> None:

@@ -320,6 +320,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chat_realtime.context_processors.unread_notifications",
             ],
         },
     },

@@ -5,6 +5,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from chat_realtime import views
+from messaging import views as messaging_views
 
 api_patterns = [
     path("", include(("accounts.api_urls", "accounts"), namespace="accounts")),
@@ -15,7 +16,9 @@ api_patterns = [
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", messaging_views.home, name="home"),
+    path("", include("messaging.urls")),
+    path("", include("friends.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
     path("api/", include((api_patterns, "api"))),

@@ -10,9 +10,8 @@ from rest_framework.views import APIView
 
 from accounts.api import PublicUserSerializer
 from friends import events, selectors, services
+from friends.overview import friend_overview
 from messaging.events import last_message_data
-from messaging.selectors import chat_summaries
-from presence.selectors import online_among_or_none
 
 
 class FriendSerializer(serializers.Serializer):
@@ -89,25 +88,17 @@ def _body(serializer_class: type[serializers.Serializer], request: Request) -> d
 class FriendListApi(APIView):
     @extend_schema(responses={200: FriendListOutput})
     def get(self, request: Request) -> Response:
-        entries = selectors.friend_list(request.user)
-        chats = {
-            summary.chat.pk: summary
-            for summary in chat_summaries(request.user, [e.chat_id for e in entries if e.chat_id])
-        }
-        online = online_among_or_none(entry.user.pk for entry in entries)
-        results = []
-        for entry in entries:
-            summary = chats.get(entry.chat_id)
-            results.append(
-                {
-                    "user": PublicUserSerializer(entry.user).data,
-                    "chat_id": entry.chat_id,
-                    "last_message": last_message_data(summary.last_message) if summary else None,
-                    "unread_count": summary.unread_count if summary else 0,
-                    "online": entry.user.pk in online,
-                    "last_seen": entry.user.last_seen,
-                }
-            )
+        results = [
+            {
+                "user": PublicUserSerializer(entry.user).data,
+                "chat_id": entry.chat_id,
+                "last_message": last_message_data(entry.last_message),
+                "unread_count": entry.unread_count,
+                "online": entry.online,
+                "last_seen": entry.user.last_seen,
+            }
+            for entry in friend_overview(request.user)
+        ]
         return Response(FriendListOutput({"results": results}).data)
 
 

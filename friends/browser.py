@@ -1,0 +1,81 @@
+"""What the browser shows of friends and notifications, for pages and websocket frames alike."""
+
+from __future__ import annotations
+
+from django.template.loader import render_to_string
+
+from accounts.models import User
+from chat_realtime.errors import ApplicationError
+from friends import selectors
+from friends.models import Notification
+
+
+def search_results(viewer: User, query: str, page: int) -> dict:
+    found = selectors.search_users(viewer=viewer, query=query, page=page, page_size=20)
+    states = selectors.friendship_states(viewer.pk, [p.pk for p in found.items])
+    return {
+        "query": query,
+        "people": [{"person": p, "state": states[p.pk]} for p in found.items],
+        "page": found,
+    }
+
+
+def action_context(viewer: User, user_id: int, error: ApplicationError | None = None) -> dict:
+    person = User.objects.filter(pk=user_id, is_active=True).first()
+    friendship = selectors.friendship_between(viewer.pk, user_id) if person else None
+    return {"person": person, "user_id": user_id, "state": selectors.state_from(friendship, viewer.pk), "error": error}
+
+
+def notification_html(frame: dict, viewer: User) -> str:
+    """A new notification: the bell's badge and the top of any open list."""
+    notification = Notification.objects.select_related("sender").filter(pk=frame["notification"]["id"]).first()
+    if notification is None:
+        return ""
+    item = render_to_string("friends/partials/_notification.html", {"n": notification})
+    badge = render_to_string(
+        "friends/partials/_bell_badge.html",
+        {"unread_count": selectors.unread_notification_count(viewer), "oob": True},
+    )
+    return badge + f'<div hx-swap-oob="afterbegin:.notification-items">{item}</div>'
+
+
+def friendship_html(frame: dict, viewer: User) -> str:
+    """A relation changed: its action buttons, request rows and sidebar row follow."""
+    user_id = int(frame["user_id"])
+    parts = [
+        render_to_string(
+            "friends/partials/_friend_action.html", {**action_context(viewer, user_id), "oob": True}
+        ),
+        f"<div hx-swap-oob=\"delete:[data-request-user='{user_id}']\"></div>",
+    ]
+    state = frame["state"]
+    person = User.objects.filter(pk=user_id).first()
+    if person is not None and state in ("incoming", "outgoing"):
+        request = selectors.FriendRequest(user=person, created_at=None)
+        row = render_to_string("friends/partials/_request_row.html", {"request": request, "kind": state})
+        parts.append(f'<div hx-swap-oob="afterbegin:#{state}-requests">{row}</div>')
+    if state == "none":
+        parts.append(f"<div hx-swap-oob=\"delete:.chat-row[data-friend-id='{user_id}']\"></div>")
+    if state == "friends" and frame.get("chat_id") and person is not None:
+        from friends.overview import FriendOverview
+        from messaging.browser import row
+        from presence.selectors import online_among_or_none
+
+        entry = FriendOverview(
+            user=person,
+            chat_id=frame["chat_id"],
+            last_message=None,
+            unread_count=0,
+            online=person.pk in online_among_or_none([person.pk]),
+            last_activity_at=None,
+        )
+        html = render_to_string("messaging/partials/_chat_row.html", {"row": row(entry)})
+        parts.append(f"<div hx-swap-oob=\"delete:.chat-row[data-friend-id='{user_id}']\"></div>")
+        parts.append(f'<div hx-swap-oob="afterbegin:#chat-list">{html}</div>')
+    return "".join(parts)
+
+
+RENDERERS = {
+    "notification": notification_html,
+    "friendship": friendship_html,
+}

@@ -1,0 +1,140 @@
+"""What the browser shows of chats, for pages and websocket frames alike.
+
+A bubble or a sidebar row is rendered by one partial template, whether it comes
+with the page or over the socket; the socket's fragments carry `hx-swap-oob`
+so htmx puts them in place.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import User
+from friends.overview import FriendOverview
+from messaging.models import ChatParticipant
+from messaging.store import StoredMessage
+
+
+# Client ids the page makes itself, safe inside a CSS id selector.
+SAFE_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def bubble(message: dict[str, Any] | StoredMessage, viewer_id: int) -> dict[str, Any]:
+    """A message as its bubble template wants it: the message fields, `mine`, and a real datetime."""
+    if isinstance(message, StoredMessage):
+        from messaging.events import message_data
+
+        message = message_data(message)
+    created_at = message["created_at"]
+    return {
+        **message,
+        "created_at": created_at if isinstance(created_at, datetime) else parse_datetime(created_at),
+        "mine": message["sender_id"] == viewer_id,
+    }
+
+
+def row(entry: FriendOverview) -> dict[str, Any]:
+    last = entry.last_message
+    return {
+        "friend": entry.user,
+        "chat_id": entry.chat_id,
+        "last_message": bubble(last, 0) if last else None,
+        "preview": _preview(last),
+        "unread_count": entry.unread_count,
+        "online": entry.online,
+    }
+
+
+def _preview(message: StoredMessage | None) -> str:
+    from messaging.events import preview
+
+    return preview(message) if message else ""
+
+
+def render_bubble(message, viewer_id: int) -> str:
+    return render_to_string("messaging/partials/_message.html", {"message": bubble(message, viewer_id)})
+
+
+# --- Socket frames, rendered for one viewer ------------------------------------
+
+
+def _oob(swap: str, html: str) -> str:
+    return f'<div hx-swap-oob="{swap}">{html}</div>'
+
+
+def new_message_html(frame: dict, viewer: User) -> str:
+    message = frame["message"]
+    return _oob(f"beforeend:#messages-{int(message['chat_id'])}", render_bubble(message, viewer.pk))
+
+
+def message_ack_html(frame: dict, viewer: User) -> str:
+    """The pending bubble ("sending...") becomes the stored message."""
+    if not SAFE_CLIENT_ID.match(frame["client_id"]):
+        return ""
+    return render_to_string(
+        "messaging/partials/_message.html",
+        {"message": bubble(frame["message"], viewer.pk), "oob": f"outerHTML:#pending-{frame['client_id']}"},
+    )
+
+
+def chat_update_html(frame: dict, viewer: User) -> str:
+    """The sidebar row of the chat, redrawn and moved to the top."""
+    chat_id = int(frame["chat_id"])
+    friend = (
+        User.objects.filter(chat_memberships__chat_id=chat_id).exclude(pk=viewer.pk).first()
+        if ChatParticipant.objects.filter(chat_id=chat_id, user=viewer).exists()
+        else None
+    )
+    if friend is None:
+        return ""
+    from presence.selectors import online_among_or_none
+
+    last = frame.get("last_message")
+    context = {
+        "row": {
+            "friend": friend,
+            "chat_id": chat_id,
+            "last_message": bubble(last, viewer.pk) if last else None,
+            "preview": last["preview"] if last else "",
+            "unread_count": frame["unread_count"],
+            "online": friend.pk in online_among_or_none([friend.pk]),
+        }
+    }
+    row_html = render_to_string("messaging/partials/_chat_row.html", context)
+    moves_to_top = frame.get("sender_id") is not None
+    if not moves_to_top:
+        return render_to_string("messaging/partials/_chat_row.html", {**context, "oob": "true"})
+    return _oob(f"delete:#chat-row-{chat_id}", "") + _oob("afterbegin:#chat-list", row_html)
+
+
+def typing_html(frame: dict, viewer: User) -> str:
+    user = User.objects.filter(pk=frame["user_id"]).first()
+    if user is None:
+        return ""
+    return render_to_string("messaging/partials/_typing.html", {"chat_id": frame["chat_id"], "who": user})
+
+
+def read_html(frame: dict, viewer: User) -> str:
+    return render_to_string(
+        "messaging/partials/_read_state.html", {"chat_id": frame["chat_id"], "message_id": frame["message_id"]}
+    )
+
+
+def error_html(frame: dict, viewer: User) -> str:
+    """A refused message turns its pending bubble into an error with a retry button; other errors toast."""
+    return render_to_string("messaging/partials/_error.html", {"error": frame})
+
+
+RENDERERS = {
+    "new_message": new_message_html,
+    "message_ack": message_ack_html,
+    "chat_update": chat_update_html,
+    "typing": typing_html,
+    "read": read_html,
+    "error": error_html,
+}

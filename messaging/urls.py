@@ -1,0 +1,11 @@
+from django.urls import path
+
+from messaging import views
+
+app_name = "messaging"
+
+urlpatterns = [
+    path("chats/<int:chat_id>/", views.home, name="chat"),
+    path("chats/<int:chat_id>/messages/", views.history, name="history"),
+    path("chats/<int:chat_id>/send", views.send, name="send"),
+]

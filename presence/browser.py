@@ -1,0 +1,39 @@
+"""Presence in the browser: every dot and "last seen" of a user, redrawn in place."""
+
+from __future__ import annotations
+
+from django.template.loader import render_to_string
+
+from accounts.models import User
+
+
+def _presence_of(user: User, online: bool) -> str:
+    dot = render_to_string("presence/partials/_dot.html", {"user_id": user.pk, "online": online, "oob": True})
+    status = render_to_string("presence/partials/_status.html", {"person": user, "online": online, "oob": True})
+    return dot + status
+
+
+def user_online_html(frame: dict, viewer: User) -> str:
+    user = User.objects.filter(pk=frame["user_id"]).first()
+    return _presence_of(user, True) if user else ""
+
+
+def user_offline_html(frame: dict, viewer: User) -> str:
+    user = User.objects.filter(pk=frame["user_id"]).first()
+    return _presence_of(user, False) if user else ""
+
+
+def online_friends_html(frame: dict, viewer: User) -> str:
+    """After (re)connecting: who is online now, so dots are right even if events were missed."""
+    from friends.selectors import friend_ids
+
+    online = set(frame["user_ids"])
+    friends = User.objects.filter(pk__in=friend_ids(viewer.pk))
+    return "".join(_presence_of(friend, friend.pk in online) for friend in friends)
+
+
+RENDERERS = {
+    "user_online": user_online_html,
+    "user_offline": user_offline_html,
+    "online_friends": online_friends_html,
+}

@@ -1,0 +1,325 @@
+// chat-realtime in the browser: the small part htmx does not do by itself.
+// Pages and fragments come from the server; the socket's frames are HTML that
+// htmx's ws extension swaps in. This file sends frames (join, typing, messages,
+// read), keeps "sending..." bubbles until their ack, catches up after a
+// reconnect, and handles a few page niceties (theme preview, image previews).
+(function () {
+  "use strict";
+
+  let socket = null;        // the ws extension's socket wrapper, once open
+  let openedBefore = false;
+  let joinedChat = null;
+  let lastTypingSent = 0;
+  let lastReadSent = null;
+  const pending = new Map(); // client_id -> {text, chatId}
+
+  const $ = (selector, root = document) => root.querySelector(selector);
+  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+
+  function send(frame) {
+    if (!socket) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  function newClientId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
+    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+
+  function currentPane() {
+    const pane = $("#chat-pane[data-chat-id]");
+    return pane ? { pane, chatId: Number(pane.dataset.chatId) } : null;
+  }
+
+  function messagesOf(chatId) { return $("#messages-" + chatId); }
+
+  function nearBottom(history) { return history.scrollHeight - history.scrollTop - history.clientHeight < 120; }
+
+  function scrollToBottom(chatId) {
+    const history = $("#history-" + chatId);
+    if (history) history.scrollTop = history.scrollHeight;
+  }
+
+  // --- Times in the reader's own time zone --------------------------------------------
+  function localTimes(root) {
+    $$(".bubble time[datetime], .row-time[datetime]", root).forEach((el) => {
+      const when = new Date(el.getAttribute("datetime"));
+      if (!isNaN(when)) el.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    });
+  }
+
+  // --- Joining the chat on screen ------------------------------------------------------
+  function joinCurrentChat() {
+    const current = currentPane();
+    if (joinedChat && (!current || current.chatId !== joinedChat)) {
+      send({ type: "leave_chat", chat_id: joinedChat });
+      joinedChat = null;
+    }
+    if (current && joinedChat !== current.chatId && send({ type: "join_chat", chat_id: current.chatId })) {
+      joinedChat = current.chatId;
+      lastReadSent = null;
+    }
+    $$(".chat-row").forEach((row) => row.classList.toggle("active", !!current && Number(row.dataset.chatId) === current.chatId));
+  }
+
+  function markLatestRead() {
+    const current = currentPane();
+    if (!current || document.visibilityState !== "visible") return;
+    const theirs = $$(".bubble.theirs[data-message-id]", messagesOf(current.chatId) || document);
+    const last = theirs[theirs.length - 1];
+    if (last && last.dataset.messageId !== lastReadSent) {
+      if (send({ type: "mark_read", chat_id: current.chatId, message_id: last.dataset.messageId })) {
+        lastReadSent = last.dataset.messageId;
+      }
+    }
+  }
+
+  // --- After a reconnect: fetch what was missed --------------------------------------
+  async function catchUp() {
+    const current = currentPane();
+    if (current) {
+      const list = messagesOf(current.chatId);
+      const known = $$(".bubble[data-message-id]", list);
+      const last = known[known.length - 1];
+      if (last) {
+        let after = last.dataset.messageId;
+        for (let guard = 0; guard < 50 && after; guard++) {
+          const response = await fetch(`/chats/${current.chatId}/messages/?after=${encodeURIComponent(after)}`, {
+            headers: { "HX-Request": "true" }, credentials: "same-origin",
+          });
+          if (!response.ok) break;
+          const holder = document.createElement("div");
+          holder.innerHTML = await response.text();
+          const fresh = $$(".bubble[data-message-id]", holder);
+          fresh.forEach((bubble) => { if (!document.getElementById(bubble.id)) list.appendChild(bubble); });
+          localTimes(list);
+          after = fresh.length >= 100 ? fresh[fresh.length - 1].dataset.messageId : null;
+        }
+        scrollToBottom(current.chatId);
+      }
+    }
+    if ($("#chat-list")) {
+      htmx.ajax("GET", window.location.pathname, { target: "#chat-list", select: "#chat-list", swap: "outerHTML" });
+    }
+  }
+
+  document.addEventListener("htmx:wsOpen", (event) => {
+    socket = event.detail.socketWrapper;
+    joinedChat = null;
+    joinCurrentChat();
+    if (openedBefore) catchUp();
+    openedBefore = true;
+    pending.forEach((entry, clientId) => {
+      // Unacknowledged when the socket dropped: send again; the client_id makes it safe.
+      send({ type: "send_message", chat_id: entry.chatId, text: entry.text, client_id: clientId });
+    });
+  });
+  document.addEventListener("htmx:wsClose", () => { socket = null; });
+
+  document.addEventListener("htmx:wsBeforeMessage", () => {
+    const current = currentPane();
+    const history = current && $("#history-" + current.chatId);
+    document.body.dataset.stickToBottom = history && nearBottom(history) ? "1" : "";
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    const current = currentPane();
+    if (current && document.body.dataset.stickToBottom) scrollToBottom(current.chatId);
+    localTimes(document);
+    markLatestRead();
+    joinCurrentChat(); // keeps the active row marked after a row is redrawn
+  });
+
+  // --- Fragments swapped in --------------------------------------------------------------
+  document.addEventListener("htmx:oobAfterSwap", (event) => {
+    const target = event.detail.target;
+    if (!target || !target.classList) return;
+    if (target.classList.contains("typing") && target.classList.contains("active")) {
+      clearTimeout(target._clear);
+      target._clear = setTimeout(() => { target.textContent = ""; target.classList.remove("active"); }, 3000);
+    }
+    if (target.classList.contains("bubble")) {
+      if (target.classList.contains("failed")) {
+        const entry = pending.get(target.dataset.clientId);
+        if (entry) $(".text", target).textContent = entry.text;
+      }
+    }
+    if (target.classList.contains("toast")) setTimeout(() => target.remove(), 6000);
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    // Acked: forget pending entries whose bubble is gone.
+    pending.forEach((entry, clientId) => {
+      if (!document.getElementById("pending-" + clientId) && !entry.failed) pending.delete(clientId);
+    });
+    $$(".toasts .toast").forEach((toast) => { if (!toast._timer) toast._timer = setTimeout(() => toast.remove(), 6000); });
+  });
+
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target && (event.detail.target.id === "chat-pane" || event.detail.elt.id === "chat-pane")) {
+      setUpPane();
+    }
+    localTimes(event.detail.target || document);
+  });
+  document.addEventListener("htmx:afterSettle", () => { if (currentPane() && joinedChat !== currentPane().chatId) setUpPane(); });
+
+  // --- Writing ---------------------------------------------------------------------------
+  function showPending(chatId, clientId, text) {
+    const template = $("#pending-template");
+    const list = messagesOf(chatId);
+    if (!template || !list) return;
+    const bubble = template.content.firstElementChild.cloneNode(true);
+    bubble.id = "pending-" + clientId;
+    bubble.dataset.clientId = clientId;
+    $(".text", bubble).textContent = text; // text, never HTML
+    list.appendChild(bubble);
+    scrollToBottom(chatId);
+  }
+
+  function failPending(clientId, message) {
+    const bubble = document.getElementById("pending-" + clientId);
+    if (!bubble) return;
+    bubble.classList.remove("pending");
+    bubble.classList.add("failed");
+    $(".status", bubble).textContent = "Not sent: " + message;
+    if (!$(".retry", bubble)) {
+      const retry = document.createElement("button");
+      retry.type = "button"; retry.className = "retry"; retry.textContent = "Retry";
+      bubble.appendChild(retry);
+    }
+    const entry = pending.get(clientId);
+    if (entry) entry.failed = true;
+  }
+
+  async function sendOverHttp(form, clientId, chatId, text) {
+    const data = new FormData(form);
+    data.set("client_id", clientId);
+    data.set("text", text);
+    const response = await fetch(form.action, {
+      method: "POST", body: data, credentials: "same-origin",
+      headers: { "HX-Request": "true", "X-CSRFToken": data.get("csrfmiddlewaretoken") },
+    });
+    const html = await response.text();
+    const bubble = document.getElementById("pending-" + clientId);
+    if (response.ok) {
+      const holder = document.createElement("div");
+      holder.innerHTML = html;
+      const stored = holder.firstElementChild;
+      if (bubble && stored) bubble.replaceWith(stored); else if (stored) messagesOf(chatId).appendChild(stored);
+      pending.delete(clientId);
+      localTimes(messagesOf(chatId));
+    } else {
+      const holder = document.createElement("div");
+      holder.innerHTML = html;
+      failPending(clientId, holder.textContent.replace(/^\s*Not sent:\s*/, "").trim() || "try again");
+    }
+  }
+
+  function submitComposer(form) {
+    const chatId = Number(form.dataset.chatId);
+    const textarea = $("textarea", form);
+    const file = $("input[type=file]", form);
+    const text = textarea.value.trim();
+    const hasImage = file && file.files.length > 0;
+    if (!text && !hasImage) return;
+    const clientId = newClientId();
+    pending.set(clientId, { text, chatId });
+    showPending(chatId, clientId, hasImage ? (text || "image") : text);
+    if (hasImage || !socket) {
+      sendOverHttp(form, clientId, chatId, text).catch(() => failPending(clientId, "network error"));
+    } else {
+      send({ type: "send_message", chat_id: chatId, text, client_id: clientId });
+    }
+    textarea.value = "";
+    clearAttachment(form);
+    textarea.focus();
+  }
+
+  function clearAttachment(form) {
+    const file = $("input[type=file]", form);
+    const preview = $(".attachment-preview", form);
+    if (file) file.value = "";
+    if (preview) { preview.hidden = true; $("img", preview).removeAttribute("src"); }
+  }
+
+  function setUpPane() {
+    const current = currentPane();
+    joinCurrentChat();
+    if (!current) return;
+    scrollToBottom(current.chatId);
+    localTimes(current.pane);
+    const form = $("#composer", current.pane);
+    if (!form || form._ready) return;
+    form._ready = true;
+    form.addEventListener("submit", (event) => { event.preventDefault(); submitComposer(form); });
+    const textarea = $("textarea", form);
+    textarea.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submitComposer(form); }
+    });
+    textarea.addEventListener("input", () => {
+      const now = Date.now();
+      if (now - lastTypingSent > 2000 && textarea.value.trim()) {
+        if (send({ type: "typing", chat_id: current.chatId })) lastTypingSent = now;
+      }
+    });
+    const file = $("input[type=file]", form);
+    file.addEventListener("change", () => {
+      const preview = $(".attachment-preview", form);
+      if (file.files.length) { $("img", preview).src = URL.createObjectURL(file.files[0]); preview.hidden = false; }
+    });
+    $(".remove-attachment", form).addEventListener("click", () => clearAttachment(form));
+  }
+
+  document.addEventListener("click", (event) => {
+    const retry = event.target.closest(".bubble.failed .retry");
+    if (retry) {
+      const bubble = retry.closest(".bubble");
+      const clientId = bubble.dataset.clientId || bubble.id.replace(/^pending-/, "");
+      const entry = pending.get(clientId);
+      if (!entry) return;
+      entry.failed = false;
+      bubble.classList.remove("failed"); bubble.classList.add("pending");
+      $(".status", bubble).textContent = "sending…";
+      retry.remove();
+      if (!send({ type: "send_message", chat_id: entry.chatId, text: entry.text, client_id: clientId })) {
+        failPending(clientId, "offline");
+      }
+      return;
+    }
+    // The bell opens its menu; anywhere else closes it.
+    const bell = event.target.closest(".bell-button");
+    const menu = $("#bell-menu");
+    if (bell && menu) {
+      event.preventDefault();
+      menu.hidden = !menu.hidden;
+      bell.setAttribute("aria-expanded", String(!menu.hidden));
+    } else if (menu && !event.target.closest("#bell-menu")) {
+      menu.hidden = true;
+    }
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && $("#bell-menu")) $("#bell-menu").hidden = true;
+  });
+  document.addEventListener("visibilitychange", markLatestRead);
+
+  // --- Settings and profile ----------------------------------------------------------------
+  document.addEventListener("change", (event) => {
+    if (event.target.matches(".theme-choice input[type=radio]")) {
+      document.documentElement.dataset.theme = event.target.value; // live preview
+    }
+    if (event.target.matches("input[type=file][name=avatar]")) {
+      const preview = $("#avatar-preview");
+      if (preview && event.target.files.length) {
+        preview.src = URL.createObjectURL(event.target.files[0]);
+        preview.hidden = false;
+      }
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    localTimes(document);
+    setUpPane();
+  });
+})();
