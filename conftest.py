@@ -92,3 +92,11 @@ def befriend(db):
         return chat
 
     return make_friends
+
+
+@pytest.fixture
+def friends_with_chat(user, make_user, befriend):
+    """alice and bob, friends, and their chat."""
+    bob = make_user(username="bob")
+    chat = befriend(user, bob)
+    return user, bob, chat

@@ -5,7 +5,15 @@ from django import forms
 from accounts.models import Theme
 
 
-class SignupForm(forms.Form):
+class Form(forms.Form):
+    """Labels without Django's trailing colon."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class SignupForm(Form):
     username = forms.CharField(max_length=30, help_text="3 to 30 letters, digits, underscores or dots.")
     email = forms.EmailField()
     phone_number = forms.CharField(max_length=32, help_text="9 to 15 digits, optionally starting with +.")
@@ -21,14 +29,14 @@ class SignupForm(forms.Form):
         return data
 
 
-class LoginForm(forms.Form):
+class LoginForm(Form):
     login = forms.CharField(
         label="Username, email or phone", widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"})
     )
     password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
-class PasswordChangeForm(forms.Form):
+class PasswordChangeForm(Form):
     old_password = forms.CharField(
         label="Current password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
@@ -37,17 +45,17 @@ class PasswordChangeForm(forms.Form):
     )
 
 
-class PasswordResetRequestForm(forms.Form):
+class PasswordResetRequestForm(Form):
     email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
 
 
-class SetPasswordForm(forms.Form):
+class SetPasswordForm(Form):
     new_password = forms.CharField(
         label="New password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
 
 
-class ProfileForm(forms.Form):
+class ProfileForm(Form):
     username = forms.CharField(max_length=30)
     avatar = forms.FileField(
         required=False,
@@ -56,5 +64,5 @@ class ProfileForm(forms.Form):
     )
 
 
-class ThemeForm(forms.Form):
+class ThemeForm(Form):
     theme = forms.ChoiceField(choices=Theme.choices, widget=forms.RadioSelect)

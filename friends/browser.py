@@ -43,9 +43,7 @@ def friendship_html(frame: dict, viewer: User) -> str:
     """A relation changed: its action buttons, request rows and sidebar row follow."""
     user_id = int(frame["user_id"])
     parts = [
-        render_to_string(
-            "friends/partials/_friend_action.html", {**action_context(viewer, user_id), "oob": True}
-        ),
+        render_to_string("friends/partials/_friend_action.html", {**action_context(viewer, user_id), "oob": True}),
         f"<div hx-swap-oob=\"delete:[data-request-user='{user_id}']\"></div>",
     ]
     state = frame["state"]

@@ -52,8 +52,9 @@ def _answer(request: HttpRequest, user_id: int, action) -> HttpResponse:
         response.status_code = error.status_code
         return response
     if not request.htmx:
-        return redirect(request.POST.get("next") or "friends:page")
-    return render(request, "friends/partials/_friend_action.html", browser.action_context(request.user, user_id))
+        return redirect("friends:page")
+    context = {**browser.action_context(request.user, user_id), "badge_oob": True}
+    return render(request, "friends/partials/_friend_action.html", context)
 
 
 @login_required
@@ -65,19 +66,25 @@ def send_request(request: HttpRequest, user_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def accept(request: HttpRequest, user_id: int) -> HttpResponse:
-    return _answer(request, user_id, lambda: services.accept_friend_request(receiver=request.user, requester_id=user_id))
+    return _answer(
+        request, user_id, lambda: services.accept_friend_request(receiver=request.user, requester_id=user_id)
+    )
 
 
 @login_required
 @require_POST
 def reject(request: HttpRequest, user_id: int) -> HttpResponse:
-    return _answer(request, user_id, lambda: services.reject_friend_request(receiver=request.user, requester_id=user_id))
+    return _answer(
+        request, user_id, lambda: services.reject_friend_request(receiver=request.user, requester_id=user_id)
+    )
 
 
 @login_required
 @require_POST
 def cancel(request: HttpRequest, user_id: int) -> HttpResponse:
-    return _answer(request, user_id, lambda: services.cancel_friend_request(requester=request.user, receiver_id=user_id))
+    return _answer(
+        request, user_id, lambda: services.cancel_friend_request(requester=request.user, receiver_id=user_id)
+    )
 
 
 @login_required

@@ -37,14 +37,6 @@ def broken_store(mongo_store, monkeypatch):
 
 
 @pytest.fixture
-def friends_with_chat(user, make_user, befriend):
-    """alice and bob, friends, and their chat."""
-    bob = make_user(username="bob")
-    chat = befriend(user, bob)
-    return user, bob, chat
-
-
-@pytest.fixture
 def unlimited_messages(settings):
     """For tests that write many messages quickly: no flood limit."""
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}

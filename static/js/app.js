@@ -13,6 +13,30 @@
   let lastReadSent = null;
   const pending = new Map(); // client_id -> {text, chatId}
 
+  // The socket sends every page the same fragments; a page without, say, the chat
+  // header has no target for its status. Drop such fragments before htmx looks
+  // for their targets, instead of logging an error for each; and leave alone an
+  // element that is waiting for the answer to its own request.
+  htmx.defineExtension("present-targets-only", {
+    transformResponse: function (text) {
+      const holder = document.createElement("template");
+      holder.innerHTML = text;
+      Array.from(holder.content.children).forEach((fragment) => {
+        const spec = fragment.getAttribute("hx-swap-oob") || "true";
+        const colon = spec.indexOf(":");
+        const selector = colon >= 0 ? spec.slice(colon + 1) : "#" + fragment.id;
+        if (!fragment.id && colon < 0) return;
+        let targets = [];
+        try { targets = Array.from(document.querySelectorAll(selector)); } catch (error) { targets = []; }
+        // A target whose own request is in flight gets its answer from that request;
+        // swapping it now would leave the answer without a place to land.
+        const busy = targets.some((t) => t.matches(".htmx-request") || t.querySelector(".htmx-request"));
+        if (!targets.length || busy) fragment.remove();
+      });
+      return holder.innerHTML;
+    },
+  });
+
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 

@@ -1,0 +1,112 @@
+"""A browser's socket (`?format=html`) gets the same events as HTML fragments for htmx to swap in."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from rest_framework_simplejwt.tokens import AccessToken
+
+from chat_realtime.asgi import application
+from friends import services as friends_services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def browser_socket(user):
+    socket = WebsocketCommunicator(application, f"/ws/?format=html&token={AccessToken.for_user(user)}")
+    connected, _ = await socket.connect()
+    assert connected
+    return socket
+
+
+async def received(socket, quiet=0.3) -> str:
+    html = []
+    while not await socket.receive_nothing(timeout=quiet):
+        html.append(await socket.receive_from())
+    return "".join(html)
+
+
+async def test_a_new_message_arrives_as_the_bubble_the_page_renders(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    bob_page = await browser_socket(bob)
+    await bob_page.send_json_to({"type": "join_chat", "chat_id": chat.pk})
+    await received(bob_page)
+    alice_api = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(alice)}")
+    await alice_api.connect()
+
+    await alice_api.send_json_to(
+        {"type": "send_message", "chat_id": chat.pk, "text": "<script>alert(1)</script>", "client_id": "c1"}
+    )
+    html = await received(bob_page)
+
+    assert f'hx-swap-oob="beforeend:#messages-{chat.pk}"' in html
+    assert "bubble theirs" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    # The sidebar row is redrawn and moved to the top, with the unread badge.
+    assert f'hx-swap-oob="delete:#chat-row-{chat.pk}"' in html
+    assert 'hx-swap-oob="afterbegin:#chat-list"' in html
+    await bob_page.disconnect()
+    await alice_api.disconnect()
+
+
+async def test_the_senders_page_swaps_its_pending_bubble_for_the_stored_one(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    alice_page = await browser_socket(alice)
+    await alice_page.send_json_to({"type": "join_chat", "chat_id": chat.pk})
+    await received(alice_page)
+
+    await alice_page.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "hi", "client_id": "c42"})
+    html = await received(alice_page)
+
+    assert 'hx-swap-oob="outerHTML:#pending-c42"' in html
+    assert "bubble mine" in html
+    await alice_page.disconnect()
+
+
+async def test_a_refused_message_marks_its_pending_bubble_failed_with_a_retry(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    alice_page = await browser_socket(alice)
+
+    await alice_page.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "   ", "client_id": "c7"})
+    html = await received(alice_page)
+
+    assert 'id="pending-c7"' in html and "failed" in html and "Retry" in html
+    await alice_page.disconnect()
+
+
+async def test_presence_changes_redraw_every_dot_of_that_person(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    alice_page = await browser_socket(alice)
+    await received(alice_page)
+
+    bob_api = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(bob)}")
+    await bob_api.connect()
+    came = await received(alice_page)
+    await bob_api.disconnect()
+    went = await received(alice_page)
+
+    assert f'hx-swap-oob="outerHTML:.presence-{bob.pk}"' in came and "presence-dot" in came and " online" in came
+    assert f'hx-swap-oob="outerHTML:.status-{bob.pk}"' in went and "last seen" in went
+    await alice_page.disconnect()
+
+
+async def test_a_friend_request_lights_the_bell_and_offers_accept(user, make_user):
+    carol = await sync_to_async(make_user)()
+    alice_page = await browser_socket(user)
+    await received(alice_page)
+
+    await sync_to_async(friends_services.send_friend_request)(sender=carol, receiver_id=user.pk)
+    html = await received(alice_page)
+
+    assert 'id="bell-badge"' in html and ">1</span>" in html
+    assert 'hx-swap-oob="afterbegin:.notification-items"' in html
+    assert "Accept" in html
+    await alice_page.disconnect()
+
+
+async def test_api_clients_still_get_json(friends_with_chat):
+    alice = friends_with_chat[0]
+    socket = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(alice)}")
+    await socket.connect()
+
+    assert (await socket.receive_json_from())["type"] == "online_friends"
+    await socket.disconnect()
