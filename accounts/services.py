@@ -22,7 +22,14 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import Theme, User, normalize_email, normalize_phone_number, phone_number_validator, username_validator
+from accounts.models import (
+    Theme,
+    User,
+    normalize_email,
+    normalize_phone_number,
+    phone_number_validator,
+    username_validator,
+)
 from accounts.selectors import active_user_by_email
 from chat_realtime.errors import ApplicationError, AuthenticationError, ValidationFailed
 from chat_realtime.images import avatar_file

@@ -19,7 +19,6 @@ from friends.overview import FriendOverview
 from messaging.models import ChatParticipant
 from messaging.store import StoredMessage
 
-
 # Client ids the page makes itself, safe inside a CSS id selector.
 SAFE_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

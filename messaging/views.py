@@ -24,9 +24,7 @@ def _sidebar_rows(user) -> list[dict]:
 
 def _pane_context(request: HttpRequest, chat_id: int) -> dict:
     membership = selectors.participant(user_id=request.user.pk, chat_id=chat_id)
-    friend = (
-        ChatParticipant.objects.filter(chat_id=chat_id).exclude(user=request.user).select_related("user").first()
-    )
+    friend = ChatParticipant.objects.filter(chat_id=chat_id).exclude(user=request.user).select_related("user").first()
     friend_user = friend.user if friend else None
     page = selectors.history(user=request.user, chat_id=chat_id, before=None, after=None, limit=PAGE_SIZE)
     from presence.selectors import online_among_or_none
