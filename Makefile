@@ -6,7 +6,7 @@ PORT ?= 8000
 # Development and tests run with DEBUG on unless the environment says otherwise.
 DEV_ENV := DEBUG=$${DEBUG:-true}
 
-.PHONY: run test lint format migrate install install-dev clean
+.PHONY: run test lint format migrate install install-dev clean seed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ install-dev: $(VENV)/.installed-dev
 migrate: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
 
-run: migrate
+# The first `make run` seeds a few demo people and chats, so a newcomer lands in a living app.
+var/.demo-seeded:
+	$(DEV_ENV) $(BIN)/python manage.py seed_demo --users 6 --messages 80
+	touch $@
+
+run: migrate var/.demo-seeded
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$${PORT:-$(PORT)}
 
 test: install-dev
@@ -39,6 +44,9 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+seed: migrate
+	$(DEV_ENV) $(BIN)/python manage.py seed_demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
