@@ -6,8 +6,8 @@ from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import RegexValidator
 from django.db import models
 
-USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,30}$"
-PHONE_NUMBER_PATTERN = r"^\+?\d{9,15}$"
+USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,30}\Z"
+PHONE_NUMBER_PATTERN = r"^\+?[0-9]{9,15}\Z"
 
 username_validator = RegexValidator(
     USERNAME_PATTERN,

@@ -35,13 +35,17 @@ def active_user_by_email(email: str) -> User | None:
     return User.objects.filter(email__iexact=normalize_email(email), is_active=True).first()
 
 
-def user_for_access_token(raw: str) -> User | None:
-    """The active user an access JWT names, or None if it is forged, expired or theirs no longer."""
+def user_for_access_token(raw: str) -> tuple[User | None, float | None]:
+    """(the active user an access JWT names, when it expires), or (None, None) if it is
+    empty, forged, expired or theirs no longer."""
     from rest_framework_simplejwt.authentication import JWTAuthentication
     from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 
+    if not raw:
+        return None, None
     authentication = JWTAuthentication()
     try:
-        return authentication.get_user(authentication.get_validated_token(raw.encode()))
+        token = authentication.get_validated_token(raw.encode())
+        return authentication.get_user(token), float(token["exp"])
     except (InvalidToken, AuthenticationFailed):
-        return None
+        return None, None

@@ -5,6 +5,7 @@ Every entry point (API, browser, admin) calls these; each rule lives here once.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth import authenticate, password_validation
@@ -30,10 +31,13 @@ from accounts.models import (
     phone_number_validator,
     username_validator,
 )
-from accounts.selectors import active_user_by_email
+from accounts.selectors import active_user_by_email, user_by_login
 from chat_realtime.errors import ApplicationError, AuthenticationError, ValidationFailed
 from chat_realtime.images import avatar_file
 from chat_realtime.rate_limits import check_rate_limit
+from chat_realtime.realtime import end_sessions
+
+logger = logging.getLogger(__name__)
 
 TOO_MANY_LOGINS = "Too many login attempts. Wait a moment and try again."
 TOO_MANY_SIGNUPS = "Too many sign-ups from your network. Try again later."
@@ -140,7 +144,10 @@ def register_user(*, username: str, email: str, phone_number: str, password: str
 def login_user(*, login: str, password: str, client_ip: str, request: Any = None) -> User:
     """The active user that `login` (username, email or phone) and `password` name."""
     check_rate_limit("login", key=f"ip:{client_ip}", message=TOO_MANY_LOGINS)
-    check_rate_limit("login", key=f"account:{(login or '').strip().lower()}", message=TOO_MANY_LOGINS)
+    # Per account, whichever identifier or spelling names it.
+    account = user_by_login(login)
+    account_key = f"user:{account.pk}" if account else f"login:{normalize_phone_number((login or '').lower())}"
+    check_rate_limit("login", key=account_key, message=TOO_MANY_LOGINS)
     user = authenticate(request, username=login, password=password)
     if user is None:
         raise AuthenticationError("Wrong login or password.", code="invalid_credentials")
@@ -206,6 +213,7 @@ def change_password(*, user: User, old_password: str, new_password: str) -> None
     user.set_password(new_password)
     user.save(update_fields=["password"])
     revoke_all_refresh_tokens(user=user)
+    end_sessions(user.pk)
 
 
 def request_password_reset(*, email: str, site_url: str, client_ip: str) -> None:
@@ -219,12 +227,16 @@ def request_password_reset(*, email: str, site_url: str, client_ip: str) -> None
     token = default_token_generator.make_token(user)
     path = reverse("accounts:password_reset_confirm", kwargs={"uidb64": uid, "token": token})
     context = {"user": user, "uid": uid, "token": token, "reset_url": site_url.rstrip("/") + path}
-    send_mail(
-        subject="Reset your chat-realtime password",
-        message=render_to_string("accounts/emails/password_reset.txt", context),
-        from_email=None,
-        recipient_list=[user.email],
-    )
+    try:
+        send_mail(
+            subject="Reset your chat-realtime password",
+            message=render_to_string("accounts/emails/password_reset.txt", context),
+            from_email=None,
+            recipient_list=[user.email],
+        )
+    except Exception:
+        # Answering differently would tell who has an account; the log tells the operator.
+        logger.exception("could not send the password reset mail of user %s", user.pk)
 
 
 def user_for_reset_token(*, uid: str, token: str) -> User:
@@ -244,6 +256,7 @@ def reset_password(*, uid: str, token: str, new_password: str) -> User:
     user.set_password(new_password)
     user.save(update_fields=["password"])
     revoke_all_refresh_tokens(user=user)
+    end_sessions(user.pk)
     return user
 
 
@@ -288,10 +301,12 @@ def update_profile(
         with transaction.atomic():
             if new_avatar is not None:
                 user.avatar.save(new_avatar.name, new_avatar, save=False)
-            user.save()
+                changes["avatar"] = user.avatar
+            # Only what changed: a concurrent ban, password change or last_seen stays.
+            user.save(update_fields=list(changes))
+            if old_avatar_name:
+                storage = user.avatar.storage
+                transaction.on_commit(lambda: storage.delete(old_avatar_name), robust=True)
     except IntegrityError as error:
         raise _unique_conflict(error) from None
-    if old_avatar_name:
-        storage = user.avatar.storage
-        transaction.on_commit(lambda: storage.delete(old_avatar_name))
     return user

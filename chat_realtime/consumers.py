@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -53,6 +54,7 @@ def error_frame(code: str, message: str, **extra: Any) -> Frame:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
     wants_html = False
+    heartbeat: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -76,22 +78,54 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.heartbeat = asyncio.create_task(self.keep_alive())
 
     async def keep_alive(self) -> None:
-        """Renew this connection's presence until it closes; sweep away dead workers' users meanwhile."""
+        """Renew this connection's presence until it closes; sweep away dead workers' users meanwhile.
+
+        A failed beat is logged and the next one tries again: stopping would
+        show the user offline while they are connected.
+        """
         while True:
             await asyncio.sleep(settings.PRESENCE_HEARTBEAT_SECONDS)
-            await database_sync_to_async(presence.heartbeat)(user_id=self.user_id, connection_id=self.channel_name)
-            await database_sync_to_async(presence.sweep_if_due)()
+            try:
+                await database_sync_to_async(presence.heartbeat)(user_id=self.user_id, connection_id=self.channel_name)
+                await database_sync_to_async(presence.sweep_if_due)()
+            except Exception:
+                logger.exception("presence heartbeat of user %s failed", self.user_id)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            await super().dispatch(message)
+        except Exception:
+            # The consumer is going down without a websocket.disconnect: let go of presence here.
+            await self.release()
+            raise
 
     async def disconnect(self, code: int) -> None:
+        await self.release()
+
+    async def release(self) -> None:
+        """Leave groups and presence; safe to call twice."""
         if self.user_id is None:
             return
-        self.heartbeat.cancel()
+        user_id, self.user_id = self.user_id, None
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
         for group in list(self.groups_joined):
             await self.leave_group(group)
-        await database_sync_to_async(presence.disconnect)(user_id=self.user_id, connection_id=self.channel_name)
+        await database_sync_to_async(presence.disconnect)(user_id=user_id, connection_id=self.channel_name)
+
+    def credentials_expired(self) -> bool:
+        expires_at = self.scope.get("token_expires_at")
+        return expires_at is not None and time.time() >= expires_at
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """The user was deactivated or changed their password: every open socket closes."""
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user_id is None:
+            return
+        if self.credentials_expired():
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         if text_data is None:
             await self.send_frame(error_frame("bad_request", "Send JSON text frames, not binary ones."))
@@ -127,7 +161,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame: Frame) -> None:
         if self.wants_html:
-            html = await database_sync_to_async(render_for_browser)(frame, self.user)
+            try:
+                html = await database_sync_to_async(render_for_browser)(frame, self.user)
+            except Exception:
+                # One fragment that failed to render must not take the socket down.
+                logger.exception("could not render %r for the browser", frame.get("type"))
+                return
             if html:
                 await self.send(text_data=html)
             return
@@ -136,6 +175,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def deliver(self, event: dict[str, Any]) -> None:
         """A group event published by a service: forward its frame, unless it excludes this connection."""
         if event.get("exclude_channel") == self.channel_name or event.get("exclude_user_id") == self.user_id:
+            return
+        if self.credentials_expired():
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         await self.send_frame(event["frame"])
 

@@ -43,13 +43,18 @@ def publish_to_chat(
     _publish_on_commit(chat_group(chat_id), event)
 
 
+def end_sessions(user_id: int) -> None:
+    """Close every open websocket of this user (on every worker), once the transaction commits."""
+    transaction.on_commit(lambda: _send(user_group(user_id), {"frame": {"type": "session_ended"}}, "session_ended"))
+
+
 def _publish_on_commit(group: str, event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: _send(group, event))
 
 
-def _send(group: str, event: dict[str, Any]) -> None:
+def _send(group: str, event: dict[str, Any], handler: str = "deliver") -> None:
     try:
-        async_to_sync(get_channel_layer().group_send)(group, {"type": "deliver", **event})
+        async_to_sync(get_channel_layer().group_send)(group, {"type": handler, **event})
     except Exception:
         # The change is committed; a lost live event is repaired by the client's next fetch.
         logger.exception("could not publish %s to %s", event["frame"].get("type"), group)

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
@@ -143,7 +144,7 @@ def redis_url(env: Mapping[str, str]) -> str | None:
     if not env.get("REDIS_HOST"):
         return None
     password = env.get("REDIS_PASSWORD", "")
-    auth = f":{password}@" if password else ""
+    auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{env['REDIS_HOST']}:{env.get('REDIS_PORT', '6379')}/{env_int(env, 'REDIS_DB', 0)}"
 
 

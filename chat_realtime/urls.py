@@ -1,11 +1,15 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path, re_path, register_converter
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from chat_realtime import views
+from chat_realtime.converters import IdConverter
 from messaging import views as messaging_views
+
+# Before the includes below, which use it.
+register_converter(IdConverter, "id")
 
 api_patterns = [
     path("", include(("accounts.api_urls", "accounts"), namespace="accounts")),

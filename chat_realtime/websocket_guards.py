@@ -41,8 +41,9 @@ class AccessTokenAuthMiddleware:
         self.application = application
 
     async def __call__(self, scope, receive, send):
-        token = parse_qs(scope.get("query_string", b"").decode("latin1")).get("token")
-        if token:
-            user = await database_sync_to_async(user_for_access_token)(token[0])
-            scope = dict(scope, user=user or AnonymousUser())
+        query = parse_qs(scope.get("query_string", b"").decode("latin1"), keep_blank_values=True)
+        if "token" in query:
+            user, expires_at = await database_sync_to_async(user_for_access_token)(query["token"][0])
+            # The socket closes when the token it opened with expires.
+            scope = dict(scope, user=user or AnonymousUser(), token_expires_at=expires_at)
         return await self.application(scope, receive, send)

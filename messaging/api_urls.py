@@ -4,6 +4,6 @@ from messaging import api
 
 urlpatterns = [
     path("chats", api.ChatListApi.as_view(), name="chats"),
-    path("chats/<int:chat_id>/messages", api.ChatMessagesApi.as_view(), name="messages"),
-    path("chats/<int:chat_id>/read", api.ChatReadApi.as_view(), name="read"),
+    path("chats/<id:chat_id>/messages", api.ChatMessagesApi.as_view(), name="messages"),
+    path("chats/<id:chat_id>/read", api.ChatReadApi.as_view(), name="read"),
 ]

@@ -25,7 +25,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from chat_realtime.errors import ApplicationError, NotFoundError, ValidationFailed
+from chat_realtime.errors import ApplicationError, AuthenticationError, NotFoundError, ValidationFailed
 from chat_realtime.images import message_image_url
 from chat_realtime.rate_limits import check_rate_limit
 from chat_realtime.realtime import publish_to_chat, publish_to_user
@@ -36,7 +36,7 @@ from messaging.store import MessageStoreUnavailable, StoredMessage, message_stor
 logger = logging.getLogger(__name__)
 
 MESSAGE_MAX_CHARS = 4000
-CLIENT_ID_PATTERN = re.compile(r"^[\w\-.:]{1,64}$")
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
 TYPING_EVERY_SECONDS = 2
 
 
@@ -58,7 +58,10 @@ def get_or_create_direct_chat(*, user_a: User, user_b: User) -> Chat:
 
 
 def _ensure_may_write(sender: User, chat: Chat) -> None:
-    """One-to-one chats are for friends: after an unfriend the history stays, the writing stops."""
+    """Only active people write; one-to-one chats are for friends: after an unfriend the history stays."""
+    # Asked of the database: a socket opened before a ban still carries the old user.
+    if not User.objects.filter(pk=sender.pk, is_active=True).exists():
+        raise AuthenticationError("Your account is deactivated.", code="account_inactive")
     if chat.is_group:
         return
     from friends.selectors import are_friends
@@ -71,7 +74,7 @@ def _ensure_may_write(sender: User, chat: Chat) -> None:
 
 
 def _valid_client_id(client_id: Any) -> str:
-    if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.match(client_id):
+    if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.fullmatch(client_id):
         raise ValidationFailed({"client_id": ["Give each message a client_id of 1 to 64 letters, digits, or - _ . :"]})
     return client_id
 
@@ -149,15 +152,21 @@ def _is_newer(message_id: str, than: str) -> bool:
 def _record(
     chat: Chat, sender: User, message: StoredMessage, *, announce: bool, origin_channel: str | None = None
 ) -> None:
-    Chat.objects.filter(pk=chat.pk, last_activity_at__lt=message.created_at).update(last_activity_at=message.created_at)
+    """The SQL side of a stored message; announces it if asked, or if an earlier try never got this far."""
+    advanced = Chat.objects.filter(pk=chat.pk, last_activity_at__lt=message.created_at).update(
+        last_activity_at=message.created_at
+    )
     # What you send, you have read.
     mine = ChatParticipant.objects.select_for_update().get(chat=chat, user=sender)
     if _is_newer(message.id, mine.last_read_message_id):
         mine.last_read_message_id = message.id
         mine.save(update_fields=["last_read_message_id"])
-    if announce:
+    if announce or advanced:
         publish_to_chat(chat.pk, events.new_message_frame(message), exclude_channel=origin_channel)
-        _publish_chat_updates(chat.pk, sender_id=sender.pk, last_message=message)
+        # Counted after commit, outside the transaction: a failure here loses a badge update, never the message.
+        transaction.on_commit(
+            lambda: _publish_chat_updates(chat.pk, sender_id=sender.pk, last_message=message), robust=True
+        )
 
 
 def _publish_chat_updates(chat_id: int, *, sender_id: int | None, last_message: StoredMessage | None) -> None:
@@ -174,8 +183,10 @@ def _publish_chat_updates(chat_id: int, *, sender_id: int | None, last_message: 
 @transaction.atomic
 def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
     """Move the user's read position to `message_id` (never backwards) and tell the others."""
+    if not isinstance(message_id, str) or not message_id:
+        raise ValidationFailed({"message_id": ["message_id must be a message id (a string)."]})
     membership = selectors.participant(user_id=user.pk, chat_id=chat_id)
-    message = message_store().get(message_id) if isinstance(message_id, str) else None
+    message = message_store().get(message_id)
     if message is None or message.chat_id != membership.chat_id:
         raise NotFoundError("No such message in this chat.")
     membership = ChatParticipant.objects.select_for_update().get(pk=membership.pk)
@@ -207,7 +218,12 @@ def open_chat(*, user: User, chat_id: int) -> None:
 
 def announce_typing(*, user: User, chat_id: int) -> None:
     """Tell the others in the chat that the user is typing; at most once per TYPING_EVERY_SECONDS."""
-    if not cache.add(f"typing:{int(chat_id)}:{user.pk}", 1, timeout=TYPING_EVERY_SECONDS):
+    membership = selectors.participant(user_id=user.pk, chat_id=chat_id)
+    _ensure_may_write(user, membership.chat)
+    try:
+        first_in_a_while = cache.add(f"typing:{int(chat_id)}:{user.pk}", 1, timeout=TYPING_EVERY_SECONDS)
+    except Exception:
+        return  # Redis away: typing is a nicety, not worth an error
+    if not first_in_a_while:
         return
-    selectors.participant(user_id=user.pk, chat_id=chat_id)
     publish_to_chat(chat_id, events.typing_frame(chat_id=chat_id, user_id=user.pk), exclude_user_id=user.pk)

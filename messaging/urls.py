@@ -5,7 +5,7 @@ from messaging import views
 app_name = "messaging"
 
 urlpatterns = [
-    path("chats/<int:chat_id>/", views.home, name="chat"),
-    path("chats/<int:chat_id>/messages/", views.history, name="history"),
-    path("chats/<int:chat_id>/send", views.send, name="send"),
+    path("chats/<id:chat_id>/", views.home, name="chat"),
+    path("chats/<id:chat_id>/messages/", views.history, name="history"),
+    path("chats/<id:chat_id>/send", views.send, name="send"),
 ]

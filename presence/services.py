@@ -95,9 +95,16 @@ def connect(*, user_id: int, connection_id: str) -> list[int]:
 
 
 def heartbeat(*, user_id: int, connection_id: str) -> None:
-    """The connection is still open: renew it. Also rebuilds presence if Redis lost it, without announcing."""
+    """The connection is still open: renew it.
+
+    If the user had no live connection left (a stalled worker whose entries a
+    sweep expired and announced offline, or Redis lost its data), this brings
+    them back and tells their friends they are online: a repeated "online"
+    after a Redis flush is harmless, a missing one would show them offline.
+    """
     try:
-        _register(user_id, connection_id)
+        if _register(user_id, connection_id):
+            _announce(user_id, events.user_online_frame(user_id=user_id))
     except shared_redis.RedisError:
         logger.warning("presence heartbeat of user %s failed", user_id, exc_info=True)
 
@@ -142,8 +149,12 @@ def sweep_if_due() -> int:
 
 def _went_offline(user_id: int) -> None:
     now = timezone.now()
-    User.objects.filter(pk=user_id).update(last_seen=now)
+    # Friends hear it first: Redis already says offline, and nobody would announce it again.
     _announce(user_id, events.user_offline_frame(user_id=user_id, last_seen=now))
+    try:
+        User.objects.filter(pk=user_id).update(last_seen=now)
+    except Exception:
+        logger.exception("could not store last_seen of user %s", user_id)
 
 
 def _announce(user_id: int, frame: dict) -> None:

@@ -119,3 +119,14 @@ def test_browser_login_shares_the_same_limit(client, user):
     assert response.status_code == 429
     assert "Too many login attempts" in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+@override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
+def test_the_account_limit_counts_every_identifier_and_spelling_of_one_account(api_client, user):
+    spellings = ["alice", "ALICE@example.com", "+1 555 000 1111", "(+1) 555-000-1111"]
+    statuses = [
+        api_client.post(LOGIN, {"login": s, "password": "wrong"}, format="json", REMOTE_ADDR=f"10.0.2.{n}").status_code
+        for n, s in enumerate(spellings)
+    ]
+
+    assert statuses == [401, 401, 401, 429]

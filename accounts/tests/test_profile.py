@@ -157,3 +157,16 @@ def test_profile_page_shows_a_fake_image_error_inline(client, user):
 
     assert response.status_code == 400
     assert "not an image we can read" in response.content.decode()
+
+
+def test_a_profile_update_does_not_undo_a_ban_made_meanwhile(user):
+    from accounts import services
+    from accounts.models import User as UserModel
+
+    stale = UserModel.objects.get(pk=user.pk)  # loaded at the start of the request
+    UserModel.objects.filter(pk=user.pk).update(is_active=False)  # a moderator bans meanwhile
+
+    services.update_profile(user=stale, username="alice.renamed")
+
+    fresh = UserModel.objects.get(pk=user.pk)
+    assert (fresh.username, fresh.is_active) == ("alice.renamed", False)

@@ -97,3 +97,12 @@ def test_register_refuses_a_json_body_that_is_not_an_object(api_client):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "validation_error"
     assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("phone", ["+١٢٣٤٥٦٧٨٩٠", "+１２３４５６７８９０"])  # noqa: RUF001 - the point
+def test_phone_numbers_are_ascii_digits_only(api_client, phone):
+    response = api_client.post(REGISTER, payload(phone_number=phone), format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["phone_number"]

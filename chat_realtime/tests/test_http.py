@@ -76,3 +76,18 @@ def test_createsuperuser_makes_a_staff_account_that_can_open_the_admin(client, m
 
     assert client.login(username="root@example.com", password="an-admin-password-123")
     assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/chats/99999999999999999999999/messages",
+        "/api/friends/99999999999999999999999",
+        "/chats/99999999999999999999/",
+    ],
+)
+def test_ids_too_large_for_the_database_are_404_not_500(client, make_user, path):
+    client.force_login(make_user())
+
+    assert client.get(path).status_code in (404, 405)

@@ -186,3 +186,9 @@ def test_production_settings_pass_the_deploy_checklist(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env, tmp_path=tmp_path)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_a_redis_password_with_url_characters_is_escaped():
+    config = cache_config({"REDIS_HOST": "cache", "REDIS_PASSWORD": "s3cr#t/p@ss"})
+
+    assert config["default"]["LOCATION"] == "redis://:s3cr%23t%2Fp%40ss@cache:6379/0"

@@ -76,7 +76,7 @@ async def test_a_connection_without_credentials_is_closed_with_4401(db):
     await assert_closed_with(ws, 4401)
 
 
-@pytest.mark.parametrize("token", ["garbage", "a.b.c", ""])
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "", "%00"])
 async def test_a_malformed_token_is_closed_with_4401(db, token):
     ws, _, _ = await connect(f"/ws/?token={token}")
 

@@ -89,6 +89,14 @@ def test_sending_the_same_client_id_twice_stores_one_message(store):
     assert store.count_after(1, after=None) == 1
 
 
+def test_client_ids_differing_only_in_case_are_two_messages(store):
+    lower = add(store, client_id="ab3x", text="first")
+    upper = add(store, client_id="AB3X", text="second")
+
+    assert lower.id != upper.id
+    assert store.get_by_client_id(chat_id=1, sender_id=10, client_id="AB3X").text == "second"
+
+
 def test_the_same_client_id_from_another_sender_or_chat_is_another_message(store):
     add(store, client_id="same")
     add(store, sender_id=11, client_id="same")
@@ -134,7 +142,7 @@ def test_paging_is_stable_while_new_messages_arrive(store):
     assert [m.id for m in first_page + second_page] == [m.id for m in reversed(written)][:20]
 
 
-def test_ids_sort_in_creation_order(store):
+def test_ids_sort_in_creation_order_even_within_one_second(store):
     written = [add(store) for _ in range(20)]
 
     keys = [store.order_key(m.id) for m in written]

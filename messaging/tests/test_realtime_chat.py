@@ -143,7 +143,8 @@ async def test_outsiders_can_neither_join_nor_send_nor_mark_read(friends_with_ch
         ({"type": "send_message", "text": {"nested": 1}, "client_id": "v1"}, "validation_error", "text"),
         ({"type": "send_message", "text": "hi"}, "validation_error", "client_id"),
         ({"type": "send_message", "text": "hi", "client_id": 12}, "validation_error", "client_id"),
-        ({"type": "mark_read", "message_id": 5}, "not_found", None),
+        ({"type": "mark_read", "message_id": 5}, "validation_error", "message_id"),
+        ({"type": "mark_read"}, "validation_error", "message_id"),
     ],
 )
 async def test_bad_frames_get_an_error_with_their_client_id_and_the_connection_stays(
@@ -162,6 +163,21 @@ async def test_bad_frames_get_an_error_with_their_client_id_and_the_connection_s
         assert error["client_id"] == frame["client_id"]
     assert await drain(bob_tab) == []
     assert await ask(alice_tab, {"type": "ping"}) == {"type": "pong"}
+    await close(alice_tab, bob_tab)
+
+
+async def test_after_unfriending_typing_is_refused_too(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    from friends import services as friends_services
+
+    bob_tab = await joined(bob, chat)
+    await sync_to_async(friends_services.unfriend)(user=bob, friend_id=alice.pk)
+    alice_tab = await joined(alice, chat)
+
+    error = await ask(alice_tab, {"type": "typing", "chat_id": chat.pk})
+
+    assert error["code"] == "not_friends"
+    assert of_type(await drain(bob_tab), "typing") == []
     await close(alice_tab, bob_tab)
 
 

@@ -208,8 +208,8 @@ async def test_presence_rebuilds_on_the_next_heartbeat_after_redis_is_flushed(tr
 
     assert await sync_to_async(selectors.is_online)(bob.pk)
     assert await sync_to_async(online_users)() == {alice.pk, bob.pk}
-    # Nobody went offline or came online: no events for the rebuild.
-    assert presence_frames(await drain(alice_tab)) == []
+    # Nobody went offline: friends at most hear "online" again, which changes nothing for them.
+    assert {f["type"] for f in presence_frames(await drain(alice_tab))} <= {"user_online"}
     await close(alice_tab, bob_tab)
 
 
