@@ -192,3 +192,9 @@ def test_a_redis_password_with_url_characters_is_escaped():
     config = cache_config({"REDIS_HOST": "cache", "REDIS_PASSWORD": "s3cr#t/p@ss"})
 
     assert config["default"]["LOCATION"] == "redis://:s3cr%23t%2Fp%40ss@cache:6379/0"
+
+
+def test_the_models_and_their_migrations_agree(tmp_path):
+    result = manage("makemigrations", "--check", "--dry-run", env={"DEBUG": "true"}, tmp_path=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
