@@ -40,48 +40,67 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def live_server_url(db, tmp_path):
-    """daphne serving the app on the test database, for as long as the test runs."""
-    if sync_playwright is None or not CHROMIUM.exists():
-        pytest.skip(f"browser tests did not run: Playwright or {CHROMIUM} is missing (.ci/run installs both)")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DEBUG": "true",
-        "VAR_DIR": str(tmp_path),
-        "LOGIN_RATE_LIMIT": "off",
-        "REGISTER_RATE_LIMIT": "off",
-        "PASSWORD_RESET_RATE_LIMIT": "off",
-        "REDIS_KEY_PREFIX": "test:",
-        "CACHE_KEY_PREFIX": "test-browser",
-    }
-    database = connection.settings_dict
-    if connection.vendor == "sqlite":
-        env["SQLITE_PATH"] = str(database["NAME"])
-    else:
-        env["DB_NAME"] = str(database["NAME"])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chat_realtime.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
+class LiveServer:
+    """daphne serving the app on the test database, in its own process; it can be stopped and started again."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DEBUG": "true",
+            "VAR_DIR": str(tmp_path),
+            "LOGIN_RATE_LIMIT": "off",
+            "REGISTER_RATE_LIMIT": "off",
+            "PASSWORD_RESET_RATE_LIMIT": "off",
+            "REDIS_KEY_PREFIX": "test:",
+            "CACHE_KEY_PREFIX": "test-browser",
+        }
+        database = connection.settings_dict
+        if connection.vendor == "sqlite":
+            self.env["SQLITE_PATH"] = str(database["NAME"])
+        else:
+            self.env["DB_NAME"] = str(database["NAME"])
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chat_realtime.asgi:application"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(100):
             try:
-                urllib.request.urlopen(url + "/healthz", timeout=1)
-                break
+                urllib.request.urlopen(self.url + "/healthz", timeout=1)
+                return
             except OSError:
-                if server.poll() is not None:
-                    raise RuntimeError(server.stderr.read().decode()) from None
+                if self.process.poll() is not None:
+                    raise RuntimeError(self.process.stderr.read().decode()) from None
                 time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        raise RuntimeError("daphne did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def daphne_server(db, tmp_path):
+    if sync_playwright is None or not CHROMIUM.exists():
+        pytest.skip(f"browser tests did not run: Playwright or {CHROMIUM} is missing (.ci/run installs both)")
+    server = LiveServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_server_url(daphne_server):
+    return daphne_server.url
 
 
 def _launch(playwright):
@@ -204,4 +223,75 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
         _shot(ann, "phone")
         browser.close()
 
+    assert errors == []
+
+
+def _log_in(page, url: str, username: str) -> None:
+    page.goto(url + "/accounts/login/")
+    page.get_by_label("Username, email or phone").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Pick a chat")).to_be_visible()
+
+
+def _in_a_thread(function):
+    """Run database work beside Playwright's event loop (Django refuses it on that thread)."""
+    import threading
+
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(value=function()))
+    worker.start()
+    worker.join(timeout=30)
+    return outcome.get("value")
+
+
+def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubling(
+    daphne_server, friends_with_chat, settings
+):
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    # The server process hashes as production does; the test's fast hasher is unknown to it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    alice.set_password(PASSWORD)
+    alice.save(update_fields=["password"])
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = browser.new_context().new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        _log_in(page, daphne_server.url, "alice")
+        page.locator(".chat-row").click()
+        page.get_by_label("Message").fill("before the outage")
+        page.get_by_label("Message").press("Enter")
+        expect(page.locator(".bubble.mine:not(.pending)")).to_have_count(1)
+
+        # The server goes away; meanwhile bob writes (through another worker, say).
+        daphne_server.stop()
+        _in_a_thread(
+            lambda: messaging_services.send_message(
+                sender=bob, chat_id=chat.pk, text="while you were away", client_id="b1"
+            )
+        )
+        # alice writes too: it cannot be sent now, and says so.
+        page.get_by_label("Message").fill("sent during the outage")
+        page.get_by_label("Message").press("Enter")
+        expect(page.locator(".bubble.failed")).to_be_visible()
+
+        daphne_server.start()
+        # The page reconnects by itself and fetches what it missed, once.
+        expect(page.locator(".bubble.theirs", has_text="while you were away")).to_have_count(1, timeout=15000)
+        # ...and sends again what could not go out, under the same client_id.
+        expect(page.locator(".bubble.failed")).to_have_count(0)
+        expect(page.locator(".bubble.mine:not(.pending):not(.failed)")).to_have_count(2)
+        page.reload()
+        expect(page.locator(".bubble")).to_have_count(3)
+        browser.close()
+
+    stored = _in_a_thread(
+        lambda: [
+            m.text for m in reversed(messaging_services.message_store().page_before(chat.pk, before=None, limit=10))
+        ]
+    )
+    assert stored == ["before the outage", "while you were away", "sent during the outage"]
     assert errors == []
