@@ -153,13 +153,7 @@ def cancel_friend_request(*, requester: User, receiver_id: int) -> None:
     friendship = _locked_friendship(requester.pk, receiver_id)
     if friendship is None or friendship.status != Friendship.Status.PENDING or friendship.requester_id != requester.pk:
         raise NotFoundError("You have no friend request waiting with this user.")
-    friendship.delete()
-    # The request can no longer be answered: take it out of the receiver's inbox.
-    Notification.objects.filter(
-        receiver_id=receiver_id, sender=requester, type=Notification.Type.FRIEND_REQUEST
-    ).delete()
-    publish_to_user(requester.pk, events.friendship_frame(user_id=int(receiver_id), state=FriendshipState.NONE))
-    publish_to_user(int(receiver_id), events.friendship_frame(user_id=requester.pk, state=FriendshipState.NONE))
+    remove_friendship(friendship)
 
 
 @transaction.atomic
@@ -171,7 +165,12 @@ def unfriend(*, user: User, friend_id: int) -> None:
 
 
 def remove_friendship(friendship: Friendship) -> None:
-    """End a friendship or drop a request. The pair's chat and its history stay."""
+    """End a friendship or drop a request (unfriend, cancel, the admin). The pair's chat and its history stay."""
+    if friendship.status == Friendship.Status.PENDING:
+        # The request can no longer be answered: take it out of the receiver's inbox.
+        Notification.objects.filter(
+            receiver_id=friendship.receiver_id, sender_id=friendship.requester_id, type=Notification.Type.FRIEND_REQUEST
+        ).delete()
     friendship.delete()
     cache.forget_friends(friendship.user_low_id, friendship.user_high_id)
     for user_id, other_id in (

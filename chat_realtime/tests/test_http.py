@@ -31,15 +31,30 @@ def test_the_openapi_schema_describes_every_api_path(client):
 
     assert response.status_code == 200
     paths = set(response.json()["paths"])
-    assert {
+    assert paths == {
         "/api/auth/register",
         "/api/auth/login",
         "/api/auth/refresh",
         "/api/auth/logout",
+        "/api/auth/password-change",
         "/api/auth/password-reset",
         "/api/auth/password-reset/confirm",
         "/api/me",
-    } <= paths
+        "/api/friends",
+        "/api/friends/requests",
+        "/api/friends/requests/{user_id}",
+        "/api/friends/requests/{user_id}/accept",
+        "/api/friends/requests/{user_id}/reject",
+        "/api/friends/{user_id}",
+        "/api/users/search",
+        "/api/notifications",
+        "/api/notifications/read-all",
+        "/api/notifications/{notification_id}",
+        "/api/notifications/{notification_id}/read",
+        "/api/chats",
+        "/api/chats/{chat_id}/messages",
+        "/api/chats/{chat_id}/read",
+    }
 
 
 @pytest.mark.django_db
