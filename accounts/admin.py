@@ -1,8 +1,12 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
+from django.urls import reverse
+from django.utils.html import format_html
 
-from accounts.models import User
+from accounts import services
+from accounts.models import Report, User
+from chat_realtime.errors import ApplicationError
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -17,6 +21,7 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "phone_number", "is_active", "is_staff", "date_joined", "last_seen")
     list_filter = ("is_active", "is_staff", "is_superuser", "date_joined")
     search_fields = ("username", "email", "phone_number")
+    actions = ["ban", "reactivate"]
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Contact", {"fields": ("email", "phone_number", "avatar")}),
@@ -26,3 +31,92 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "phone_number", "password1", "password2")}),
     )
+
+    @admin.action(description="Ban (deactivate): close their sockets, revoke their tokens", permissions=["change"])
+    def ban(self, request, queryset):
+        for user in queryset.exclude(pk=request.user.pk):
+            services.deactivate_user(user=user, moderator=request.user)
+            self.log_change(request, user, "Banned: deactivated, sessions ended, refresh tokens revoked.")
+        self.message_user(request, f"Banned {queryset.exclude(pk=request.user.pk).count()} user(s).")
+
+    @admin.action(description="Reactivate", permissions=["change"])
+    def reactivate(self, request, queryset):
+        for user in queryset:
+            services.reactivate_user(user=user)
+            self.log_change(request, user, "Reactivated.")
+        self.message_user(request, f"Reactivated {queryset.count()} user(s).")
+
+    def save_model(self, request, obj, form, change):
+        # Unticking "active" by hand is a ban too: it must end sessions the same way.
+        banned_here = change and "is_active" in form.changed_data and not obj.is_active
+        super().save_model(request, obj, form, change)
+        if banned_here:
+            services.deactivate_user(user=obj, moderator=request.user)
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "reason", "target", "reported_user", "reporter", "status", "action_taken")
+    list_filter = ("status", "reason", "action_taken", "created_at")
+    search_fields = ("reporter__username", "reported_user__username", "note", "message_id")
+    list_select_related = ("reporter", "reported_user", "resolved_by")
+    readonly_fields = (
+        "reporter",
+        "target_key",
+        "reported_user",
+        "message_id",
+        "chat_id",
+        "reason",
+        "note",
+        "status",
+        "action_taken",
+        "created_at",
+        "resolved_at",
+        "resolved_by",
+    )
+    actions = ["remove_reported_message", "ban_reported_user", "dismiss"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="About")
+    def target(self, report):
+        if report.message_id:
+            url = reverse("admin:messaging_message", args=[report.message_id])
+            return format_html('<a href="{}">message {}</a>', url, report.message_id)
+        return "the person"
+
+    @admin.action(description="Remove the reported messages", permissions=["change"])
+    def remove_reported_message(self, request, queryset):
+        from messaging.services import remove_message
+
+        if not request.user.has_perm("messaging.moderate_messages"):
+            self.message_user(request, "You may not remove messages.", messages.ERROR)
+            return
+        for report in queryset.exclude(message_id=""):
+            try:
+                remove_message(message_id=report.message_id, moderator=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"{report.message_id}: {error.message}", messages.WARNING)
+                continue
+            self.log_change(request, report, f"Removed message {report.message_id}.")
+
+    @admin.action(description="Ban the reported people", permissions=["change"])
+    def ban_reported_user(self, request, queryset):
+        if not request.user.has_perm("accounts.change_user"):
+            self.message_user(request, "You may not ban people.", messages.ERROR)
+            return
+        for report in queryset.select_related("reported_user"):
+            services.deactivate_user(user=report.reported_user, moderator=request.user)
+            services.resolve_reports(
+                target_key=report.target_key, action=Report.Action.USER_BANNED, moderator=request.user
+            )
+            self.log_change(request, report.reported_user, "Banned after a report.")
+
+    @admin.action(description="Dismiss", permissions=["change"])
+    def dismiss(self, request, queryset):
+        for report in queryset.filter(status=Report.Status.OPEN):
+            services.resolve_reports(
+                target_key=report.target_key, action=Report.Action.DISMISSED, moderator=request.user
+            )
+            self.log_change(request, report, "Dismissed.")

@@ -168,3 +168,21 @@ def _valid(serializer_class: type[serializers.Serializer], request: Request) -> 
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+class ReportApi(APIView):
+    class ReportInput(serializers.Serializer):
+        message_id = serializers.CharField(required=False, max_length=64)
+        user_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+        reason = serializers.CharField(max_length=20)
+        note = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+    class ReportOutput(serializers.Serializer):
+        id = serializers.IntegerField()
+        status = serializers.CharField()
+
+    @extend_schema(request=ReportInput, responses={201: ReportOutput})
+    def post(self, request: Request) -> Response:
+        data = _valid(self.ReportInput, request)
+        made = services.report(reporter=request.user, **data)
+        return Response({"id": made.pk, "status": made.status}, status=status.HTTP_201_CREATED)

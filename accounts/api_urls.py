@@ -11,4 +11,5 @@ urlpatterns = [
     path("auth/password-reset", api.PasswordResetApi.as_view(), name="password_reset"),
     path("auth/password-reset/confirm", api.PasswordResetConfirmApi.as_view(), name="password_reset_confirm"),
     path("me", api.MeApi.as_view(), name="me"),
+    path("reports", api.ReportApi.as_view(), name="reports"),
 ]

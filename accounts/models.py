@@ -93,3 +93,46 @@ class User(AbstractUser):
     @property
     def avatar_url(self) -> str | None:
         return self.avatar.url if self.avatar else None
+
+
+class Report(models.Model):
+    """Someone flags a message or a person for the moderators."""
+
+    class Reason(models.TextChoices):
+        SPAM = "spam", "Spam"
+        HARASSMENT = "harassment", "Harassment or bullying"
+        HATE = "hate", "Hate speech"
+        NUDITY = "nudity", "Nudity or sexual content"
+        VIOLENCE = "violence", "Violence or threats"
+        OTHER = "other", "Something else"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    class Action(models.TextChoices):
+        NONE = "", "None yet"
+        MESSAGE_REMOVED = "message_removed", "Message removed"
+        USER_BANNED = "user_banned", "User banned"
+        DISMISSED = "dismissed", "Dismissed"
+
+    reporter = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reports_made")
+    # "user:{id}" or "message:{id}": one report per reporter and thing, enforced by the database.
+    target_key = models.CharField(max_length=80, editable=False)
+    reported_user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reports_against")
+    message_id = models.CharField(max_length=64, blank=True)
+    chat_id = models.BigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    note = models.TextField(blank=True, max_length=1000)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    action_taken = models.CharField(max_length=20, choices=Action.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["reporter", "target_key"], name="one_report_per_thing")]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} about {self.target_key}"

@@ -16,6 +16,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework_simplejwt.exceptions import TokenError
@@ -24,6 +25,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import (
+    Report,
     Theme,
     User,
     normalize_email,
@@ -32,7 +34,7 @@ from accounts.models import (
     username_validator,
 )
 from accounts.selectors import active_user_by_email, user_by_login
-from chat_realtime.errors import ApplicationError, AuthenticationError, ValidationFailed
+from chat_realtime.errors import ApplicationError, AuthenticationError, ConflictError, NotFoundError, ValidationFailed
 from chat_realtime.images import avatar_file
 from chat_realtime.rate_limits import check_rate_limit
 from chat_realtime.realtime import end_sessions
@@ -310,3 +312,64 @@ def update_profile(
     except IntegrityError as error:
         raise _unique_conflict(error) from None
     return user
+
+
+# --- Moderation ------------------------------------------------------------------
+
+
+def report(
+    *, reporter: User, reason: str, note: str = "", message_id: str | None = None, user_id: int | None = None
+) -> Report:
+    """Flag a message (one you can see) or a person. Twice the same thing: 409."""
+    if bool(message_id) == bool(user_id):
+        raise ValidationFailed({"message_id": ["Report either a message_id or a user_id."]})
+    errors: dict[str, list[str]] = {}
+    if reason not in Report.Reason.values:
+        errors["reason"] = [f"Choose one of: {', '.join(Report.Reason.values)}."]
+    if len(note or "") > 1000:
+        errors["note"] = ["At most 1000 characters."]
+    _raise_if_any(errors)
+    if message_id:
+        from messaging.selectors import visible_message
+
+        message = visible_message(user_id=reporter.pk, message_id=message_id)
+        target = {
+            "target_key": f"message:{message.id}",
+            "reported_user_id": message.sender_id,
+            "message_id": message.id,
+            "chat_id": message.chat_id,
+        }
+    else:
+        reported = User.objects.filter(pk=user_id, is_active=True).first()
+        if reported is None:
+            raise NotFoundError("No such user.")
+        target = {"target_key": f"user:{reported.pk}", "reported_user_id": reported.pk}
+    if target["reported_user_id"] == reporter.pk:
+        raise ApplicationError("You cannot report yourself.", code="cannot_report_self")
+    try:
+        with transaction.atomic():
+            return Report.objects.create(reporter=reporter, reason=reason, note=note or "", **target)
+    except IntegrityError:
+        raise ConflictError("You already reported this.", code="already_reported") from None
+
+
+def resolve_reports(*, target_key: str, action: str, moderator: User | None) -> int:
+    """Close every open report about one thing, saying what was done."""
+    return Report.objects.filter(target_key=target_key, status=Report.Status.OPEN).update(
+        status=Report.Status.RESOLVED, action_taken=action, resolved_at=timezone.now(), resolved_by=moderator
+    )
+
+
+@transaction.atomic
+def deactivate_user(*, user: User, moderator: User | None) -> None:
+    """Ban: no login, no tokens, no open sockets (on any worker), out of search."""
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    user.is_active = False
+    revoke_all_refresh_tokens(user=user)
+    end_sessions(user.pk)
+    resolve_reports(target_key=f"user:{user.pk}", action=Report.Action.USER_BANNED, moderator=moderator)
+
+
+def reactivate_user(*, user: User) -> None:
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    user.is_active = True

@@ -13,4 +13,5 @@ urlpatterns = [
     path("password/reset/<uidb64>/<token>/", views.password_reset_confirm, name="password_reset_confirm"),
     path("profile/", views.profile, name="profile"),
     path("settings/", views.settings_page, name="settings"),
+    path("report/", views.report, name="report"),
 ]

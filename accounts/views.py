@@ -150,3 +150,22 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Theme saved.")
         return redirect("accounts:settings")
     return render(request, "accounts/settings.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def report(request: HttpRequest) -> HttpResponse:
+    """Report a message or a person from the chat; htmx gets a thank-you (or the reason it failed) in place."""
+    user_id = request.POST.get("user_id")
+    try:
+        services.report(
+            reporter=request.user,
+            reason=request.POST.get("reason", ""),
+            note=request.POST.get("note", "")[:1000],
+            message_id=request.POST.get("message_id") or None,
+            user_id=int(user_id) if user_id and user_id.isdigit() and len(user_id) < 19 else None,
+        )
+    except ApplicationError as error:
+        status = error.status_code
+        return render(request, "accounts/partials/_report_done.html", {"error": error}, status=status)
+    return render(request, "accounts/partials/_report_done.html", {})

@@ -129,7 +129,21 @@ def error_html(frame: dict, viewer: User) -> str:
     return render_to_string("messaging/partials/_error.html", {"error": frame})
 
 
+def message_deleted_html(frame: dict, viewer: User) -> str:
+    """The bubble turns into "message removed" in place."""
+    from messaging.store import message_store
+
+    message = message_store().get(frame["message_id"])
+    if message is None:
+        return ""
+    return render_to_string(
+        "messaging/partials/_message.html",
+        {"message": bubble(message, viewer.pk), "oob": f"outerHTML:#msg-{message.id}"},
+    )
+
+
 RENDERERS = {
+    "message_deleted": message_deleted_html,
     "new_message": new_message_html,
     "message_ack": message_ack_html,
     "chat_update": chat_update_html,

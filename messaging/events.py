@@ -67,3 +67,7 @@ def typing_frame(*, chat_id: int, user_id: int) -> dict[str, Any]:
 
 def read_frame(*, chat_id: int, user_id: int, message_id: str) -> dict[str, Any]:
     return {"type": "read", "chat_id": chat_id, "user_id": user_id, "message_id": message_id}
+
+
+def message_deleted_frame(message: StoredMessage) -> dict[str, Any]:
+    return {"type": "message_deleted", "chat_id": message.chat_id, "message_id": message.id}

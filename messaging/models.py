@@ -15,6 +15,7 @@ class Chat(models.Model):
 
     class Meta:
         ordering = ["-last_activity_at"]
+        permissions = [("moderate_messages", "Can find, read and remove messages")]
 
     def __str__(self) -> str:
         return self.name or f"chat {self.pk}"

@@ -92,3 +92,11 @@ def history(*, user: User, chat_id: int, before: str | None, after: str | None, 
     more = len(page) > limit
     page = page[:limit]
     return HistoryPage(messages=page, next_before=page[-1].id if more else None, next_after=None)
+
+
+def visible_message(*, user_id: int, message_id: str) -> StoredMessage:
+    """A message in one of the user's chats; 404 otherwise, whether it exists or not."""
+    message = message_store().get(message_id) if isinstance(message_id, str) else None
+    if message is None or not ChatParticipant.objects.filter(chat_id=message.chat_id, user_id=user_id).exists():
+        raise NotFoundError("No such message.")
+    return message

@@ -227,3 +227,21 @@ def announce_typing(*, user: User, chat_id: int) -> None:
     if not first_in_a_while:
         return
     publish_to_chat(chat_id, events.typing_frame(chat_id=chat_id, user_id=user.pk), exclude_user_id=user.pk)
+
+
+@transaction.atomic
+def remove_message(*, message_id: str, moderator: User) -> StoredMessage:
+    """A moderator removes a message: it keeps its place as "message removed", everywhere at once."""
+    from accounts.models import Report
+    from accounts.services import resolve_reports
+
+    message = message_store().soft_delete(message_id, deleted_by=moderator.pk)
+    if message is None:
+        raise NotFoundError("No such message.")
+    publish_to_chat(message.chat_id, events.message_deleted_frame(message))
+    latest = message_store().latest(message.chat_id)
+    transaction.on_commit(
+        lambda: _publish_chat_updates(message.chat_id, sender_id=None, last_message=latest), robust=True
+    )
+    resolve_reports(target_key=f"message:{message.id}", action=Report.Action.MESSAGE_REMOVED, moderator=moderator)
+    return message

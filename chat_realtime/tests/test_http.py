@@ -40,6 +40,7 @@ def test_the_openapi_schema_describes_every_api_path(client):
         "/api/auth/password-reset",
         "/api/auth/password-reset/confirm",
         "/api/me",
+        "/api/reports",
         "/api/friends",
         "/api/friends/requests",
         "/api/friends/requests/{user_id}",

@@ -81,6 +81,18 @@ class MessageStore(Protocol):
     def latest_of_chats(self, chat_ids: list[int]) -> dict[int, StoredMessage]:
         """The newest message of each chat that has one, in one round trip."""
 
+    def search(
+        self,
+        *,
+        chat_id: int | None = None,
+        sender_id: int | None = None,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+    ) -> list[StoredMessage]:
+        """For moderators: newest first, every given condition met (`text` is a case-insensitive substring)."""
+
     def soft_delete(self, message_id: str, *, deleted_by: int) -> StoredMessage | None:
         """Mark a message removed (it keeps its place in history); None if unknown."""
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import threading
 from datetime import UTC, datetime
 
@@ -181,6 +182,23 @@ class MongoMessageStore:
         ]
         counted = {row["_id"]: row["n"] for row in self._run(lambda: list(self.collection.aggregate(pipeline)))}
         return {chat_id: counted.get(chat_id, 0) for chat_id in positions}
+
+    def search(self, *, chat_id=None, sender_id=None, text=None, since=None, until=None, limit=50):
+        query: dict = {}
+        if chat_id is not None:
+            query["chat_id"] = chat_id
+        if sender_id is not None:
+            query["sender_id"] = sender_id
+        if text:
+            query["text"] = {"$regex": re.escape(text), "$options": "i"}
+        if since is not None or until is not None:
+            query["created_at"] = {
+                **({"$gte": since} if since is not None else {}),
+                **({"$lt": until} if until is not None else {}),
+            }
+        return self._run(
+            lambda: [_stored(d) for d in self.collection.find(query).sort("_id", pymongo.DESCENDING).limit(limit)]
+        )
 
     def soft_delete(self, message_id, *, deleted_by):
         try:

@@ -115,6 +115,20 @@ class OrmMessageStore:
 
         return self._query(load)
 
+    def search(self, *, chat_id=None, sender_id=None, text=None, since=None, until=None, limit=50):
+        rows = Message.objects.all()
+        if chat_id is not None:
+            rows = rows.filter(chat_id=chat_id)
+        if sender_id is not None:
+            rows = rows.filter(sender_id=sender_id)
+        if text:
+            rows = rows.filter(text__icontains=text)
+        if since is not None:
+            rows = rows.filter(created_at__gte=since)
+        if until is not None:
+            rows = rows.filter(created_at__lt=until)
+        return self._query(lambda: [_stored(r) for r in rows.order_by("-pk")[:limit]])
+
     def soft_delete(self, message_id, *, deleted_by):
         try:
             key = self.order_key(message_id)

@@ -199,6 +199,23 @@ def test_soft_delete_keeps_the_message_in_place_marked_removed(store):
     assert store.soft_delete(target.id, deleted_by=100).deleted_by == 99
 
 
+def test_search_finds_messages_by_chat_sender_text_and_time(store):
+    from datetime import timedelta
+
+    first = add(store, chat_id=1, sender_id=10, text="Buy CHEAP pills")
+    add(store, chat_id=1, sender_id=11, text="cheap? no thanks")
+    add(store, chat_id=2, sender_id=10, text="hello (a.b) [c]")
+    later = first.created_at + timedelta(days=1)
+
+    assert [m.text for m in store.search(text="cheap")] == ["cheap? no thanks", "Buy CHEAP pills"]
+    assert [m.text for m in store.search(text="cheap", sender_id=10)] == ["Buy CHEAP pills"]
+    assert [m.text for m in store.search(chat_id=2)] == ["hello (a.b) [c]"]
+    assert [m.text for m in store.search(text="(a.b) [")] == ["hello (a.b) [c]"]
+    assert store.search(since=later) == []
+    assert len(store.search(until=later)) == 3
+    assert len(store.search(limit=2)) == 2
+
+
 @pytest.mark.parametrize("bad_id", ["", "abc", "-1", "0", "12abc", "ffffffffffffffffffffffffffffffffffff"])
 def test_an_unknown_or_malformed_id_is_no_message(store, bad_id):
     add(store)
