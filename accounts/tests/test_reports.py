@@ -1,0 +1,103 @@
+import pytest
+
+from accounts.models import Report
+from messaging import services as messaging_services
+
+REPORTS = "/api/reports"
+
+
+@pytest.fixture
+def bobs_message(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    return messaging_services.send_message(sender=bob, chat_id=chat.pk, text="buy pills", client_id="m1").message
+
+
+def test_reporting_a_message_you_can_see(auth_client, user, bobs_message):
+    response = auth_client.post(
+        REPORTS, {"message_id": bobs_message.id, "reason": "spam", "note": "again"}, format="json"
+    )
+
+    assert response.status_code == 201
+    assert response.json()["status"] == "open"
+    report = Report.objects.get()
+    assert (report.reporter_id, report.reported_user_id, report.message_id, report.chat_id, report.note) == (
+        user.pk,
+        bobs_message.sender_id,
+        bobs_message.id,
+        bobs_message.chat_id,
+        "again",
+    )
+
+
+def test_reporting_the_same_thing_twice_is_409(auth_client, bobs_message):
+    auth_client.post(REPORTS, {"message_id": bobs_message.id, "reason": "spam"}, format="json")
+
+    again = auth_client.post(REPORTS, {"message_id": bobs_message.id, "reason": "hate"}, format="json")
+
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_reported"
+    assert Report.objects.count() == 1
+
+
+def test_a_message_you_cannot_see_is_404(client, make_user, bobs_message):
+    from rest_framework.test import APIClient
+
+    outsider = APIClient()
+    outsider.force_authenticate(make_user())
+
+    response = outsider.post(REPORTS, {"message_id": bobs_message.id, "reason": "spam"}, format="json")
+
+    assert response.status_code == 404
+    assert not Report.objects.exists()
+
+
+def test_reporting_a_person(auth_client, make_user):
+    troll = make_user(username="troll")
+
+    response = auth_client.post(REPORTS, {"user_id": troll.pk, "reason": "harassment"}, format="json")
+
+    assert response.status_code == 201
+    assert Report.objects.get().target_key == f"user:{troll.pk}"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"reason": "spam"}, 400, "message_id"),
+        ({"user_id": 1, "message_id": "1", "reason": "spam"}, 400, "message_id"),
+        ({"user_id": 999999, "reason": "spam"}, 404, None),
+        ({"user_id": "x", "reason": "spam"}, 400, "user_id"),
+        ({"message_id": "nope", "reason": "spam"}, 404, None),
+    ],
+)
+def test_malformed_or_unknown_reports_are_refused(auth_client, body, status, field):
+    response = auth_client.post(REPORTS, body, format="json")
+
+    assert response.status_code == status
+    if field:
+        assert field in response.json()["error"]["fields"]
+    assert not Report.objects.exists()
+
+
+def test_an_unknown_reason_and_yourself_are_refused(auth_client, user, make_user):
+    other = make_user()
+
+    bad_reason = auth_client.post(REPORTS, {"user_id": other.pk, "reason": "boring"}, format="json")
+    yourself = auth_client.post(REPORTS, {"user_id": user.pk, "reason": "spam"}, format="json")
+
+    assert bad_reason.status_code == 400 and "reason" in bad_reason.json()["error"]["fields"]
+    assert yourself.status_code == 400 and yourself.json()["error"]["code"] == "cannot_report_self"
+
+
+def test_reporting_from_the_chat_page(client, user, bobs_message):
+    client.force_login(user)
+    page = client.get(f"/chats/{bobs_message.chat_id}/").content.decode()
+    assert 'name="message_id" value="' + bobs_message.id + '"' in page
+
+    response = client.post(
+        "/accounts/report/", {"message_id": bobs_message.id, "reason": "spam"}, HTTP_HX_REQUEST="true"
+    )
+    again = client.post("/accounts/report/", {"message_id": bobs_message.id, "reason": "spam"}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200 and "Thank you" in response.content.decode()
+    assert again.status_code == 409 and "already reported" in again.content.decode()

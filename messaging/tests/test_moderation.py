@@ -1,0 +1,139 @@
+"""Moderators in the admin: bans, and messages found, read in context and removed."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission
+from rest_framework.test import APIClient
+
+from accounts.models import Report, User
+from chat_realtime.tests.sockets import ask, drain, of_type, open_socket
+from conftest import PASSWORD
+from messaging import services
+
+
+@pytest.fixture
+def moderator(make_user):
+    staff = make_user(username="mod", is_staff=True)
+    staff.user_permissions.add(
+        Permission.objects.get(codename="moderate_messages"),
+        Permission.objects.get(codename="change_user"),
+        Permission.objects.get(codename="view_user"),
+        Permission.objects.get(codename="change_report"),
+        Permission.objects.get(codename="view_report"),
+    )
+    return User.objects.get(pk=staff.pk)
+
+
+@pytest.fixture
+def mod_client(client, moderator):
+    client.force_login(moderator)
+    return client
+
+
+def test_the_admin_turns_away_people_who_are_not_staff(client, user):
+    client.force_login(user)
+
+    response = client.get("/admin/messaging/chat/messages/")
+
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_staff_without_the_permission_cannot_see_messages(client, make_user):
+    client.force_login(make_user(is_staff=True))
+
+    assert client.get("/admin/messaging/chat/messages/").status_code == 403
+    assert client.post("/admin/messaging/chat/messages/1/remove/").status_code == 403
+
+
+def test_moderators_find_messages_by_text_sender_and_chat(mod_client, friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    services.send_message(sender=bob, chat_id=chat.pk, text="buy cheap pills", client_id="a")
+    services.send_message(sender=alice, chat_id=chat.pk, text="no thanks", client_id="b")
+
+    by_text = mod_client.get("/admin/messaging/chat/messages/", {"text": "PILLS"}).content.decode()
+    by_sender = mod_client.get("/admin/messaging/chat/messages/", {"sender": "alice"}).content.decode()
+    bad_date = mod_client.get("/admin/messaging/chat/messages/", {"since": "yesterday"})
+
+    assert "buy cheap pills" in by_text and "no thanks" not in by_text
+    assert "no thanks" in by_sender and "buy cheap pills" not in by_sender
+    assert "must be a date" in bad_date.content.decode()
+
+
+def test_a_message_is_shown_with_the_ones_around_it(mod_client, friends_with_chat, unlimited_messages):
+    alice, bob, chat = friends_with_chat
+    sent = [
+        services.send_message(sender=bob, chat_id=chat.pk, text=f"m{n}", client_id=f"c{n}").message for n in range(30)
+    ]
+
+    page = mod_client.get(f"/admin/messaging/chat/messages/{sent[15].id}/").content.decode()
+
+    assert ">m5<" in page and ">m15<" in page and ">m25<" in page
+    assert ">m4<" not in page and ">m26<" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_removing_a_message_reaches_every_open_client_and_history_shows_it_removed(
+    friends_with_chat, moderator, client
+):
+    alice, bob, chat = friends_with_chat
+    sent = await sync_to_async(services.send_message)(sender=bob, chat_id=chat.pk, text="nasty", client_id="n1")
+    await sync_to_async(Report.objects.create)(
+        reporter=alice,
+        reported_user=bob,
+        target_key=f"message:{sent.message.id}",
+        message_id=sent.message.id,
+        reason="hate",
+    )
+    alice_tab = await open_socket(alice)
+    await ask(alice_tab, {"type": "join_chat", "chat_id": chat.pk})
+    await drain(alice_tab)
+
+    await sync_to_async(client.force_login)(moderator)
+    response = await sync_to_async(client.post)(f"/admin/messaging/chat/messages/{sent.message.id}/remove/")
+
+    assert response.status_code == 302
+    frames = await drain(alice_tab)
+    assert of_type(frames, "message_deleted") == [
+        {"type": "message_deleted", "chat_id": chat.pk, "message_id": sent.message.id}
+    ]
+    api = APIClient()
+    api.force_authenticate(alice)
+    (shown,) = (await sync_to_async(api.get)(f"/api/chats/{chat.pk}/messages")).json()["results"]
+    assert (shown["id"], shown["deleted"], shown["text"]) == (sent.message.id, True, "")
+    report = await Report.objects.aget()
+    assert (report.status, report.action_taken, report.resolved_by_id) == ("resolved", "message_removed", moderator.pk)
+    assert await LogEntry.objects.filter(user=moderator, change_message__contains=sent.message.id).aexists()
+    await alice_tab.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_ban_closes_live_sockets_revokes_tokens_and_hides_the_person(moderator, client, make_user):
+    target = await sync_to_async(make_user)(username="troll")
+    api = APIClient()
+    session = (
+        await sync_to_async(api.post)("/api/auth/login", {"login": "troll", "password": PASSWORD}, format="json")
+    ).json()
+    socket = await open_socket(target)
+
+    await sync_to_async(client.force_login)(moderator)
+    response = await sync_to_async(client.post)(
+        "/admin/accounts/user/", {"action": "ban", "_selected_action": [target.pk]}
+    )
+
+    assert response.status_code == 302
+    while (output := await socket.receive_output(timeout=3))["type"] != "websocket.close":
+        pass
+    assert output["code"] == 4401
+    refresh = await sync_to_async(api.post)("/api/auth/refresh", {"refresh": session["refresh"]}, format="json")
+    login = await sync_to_async(api.post)("/api/auth/login", {"login": "troll", "password": PASSWORD}, format="json")
+    assert (refresh.status_code, login.status_code) == (401, 401)
+    searcher = APIClient()
+    searcher.force_authenticate(moderator)
+    found = await sync_to_async(searcher.get)("/api/users/search", {"q": "troll"})
+    assert found.json()["results"] == []
+    assert await LogEntry.objects.filter(object_id=str(target.pk), change_message__startswith="Banned").aexists()
+
+    await sync_to_async(client.post)("/admin/accounts/user/", {"action": "reactivate", "_selected_action": [target.pk]})
+    again = await sync_to_async(api.post)("/api/auth/login", {"login": "troll", "password": PASSWORD}, format="json")
+    assert again.status_code == 200
