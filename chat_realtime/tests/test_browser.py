@@ -10,20 +10,15 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from PIL import Image
 
+from chat_realtime.tests.servers import DaphneWorker
+
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "a-long-enough-secret-42"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -34,65 +29,11 @@ except ImportError:  # pragma: no cover - requirements-dev installs it
     sync_playwright = None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class LiveServer:
-    """daphne serving the app on the test database, in its own process; it can be stopped and started again."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "DEBUG": "true",
-            "VAR_DIR": str(tmp_path),
-            "LOGIN_RATE_LIMIT": "off",
-            "REGISTER_RATE_LIMIT": "off",
-            "PASSWORD_RESET_RATE_LIMIT": "off",
-            "REDIS_KEY_PREFIX": "test:",
-            "CACHE_KEY_PREFIX": "test-browser",
-        }
-        database = connection.settings_dict
-        if connection.vendor == "sqlite":
-            self.env["SQLITE_PATH"] = str(database["NAME"])
-        else:
-            self.env["DB_NAME"] = str(database["NAME"])
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chat_realtime.asgi:application"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=1)
-                return
-            except OSError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(self.process.stderr.read().decode()) from None
-                time.sleep(0.1)
-        raise RuntimeError("daphne did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
 def daphne_server(db, tmp_path):
     if sync_playwright is None or not CHROMIUM.exists():
         pytest.skip(f"browser tests did not run: Playwright or {CHROMIUM} is missing (.ci/run installs both)")
-    server = LiveServer(tmp_path)
+    server = DaphneWorker(tmp_path, CACHE_KEY_PREFIX="test-browser")
     server.start()
     yield server
     server.stop()

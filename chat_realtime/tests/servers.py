@@ -1,0 +1,87 @@
+"""Real daphne worker processes on the test database, for tests that cross real sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class DaphneWorker:
+    """One worker: `start()`, `stop()` (a clean shutdown), `kill()` (no goodbye), `url`."""
+
+    def __init__(self, var_dir: Path, **environment: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
+        self.env = {
+            **os.environ,
+            "DEBUG": "true",
+            "VAR_DIR": str(var_dir),
+            "LOGIN_RATE_LIMIT": "off",
+            "REGISTER_RATE_LIMIT": "off",
+            "PASSWORD_RESET_RATE_LIMIT": "off",
+            "MESSAGE_RATE_LIMIT": "off",
+            "REDIS_KEY_PREFIX": "test:",
+            # The tests' own keys, so tokens they make are the workers' too.
+            "SECRET_KEY": settings.SECRET_KEY,
+            "ACCESS_TOKEN_SECRET": settings.ACCESS_TOKEN_SECRET,
+            **environment,
+        }
+        database = connection.settings_dict
+        if connection.vendor == "sqlite":
+            self.env["SQLITE_PATH"] = str(database["NAME"])
+        else:
+            self.env["DB_NAME"] = str(database["NAME"])
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> DaphneWorker:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chat_realtime.asgi:application"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1)
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(self.process.stderr.read().decode()) from None
+                time.sleep(0.1)
+        raise RuntimeError("daphne did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                # Still draining sockets a test left open: the test is over, end it.
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.process = None
+
+    def kill(self) -> None:
+        """As a crash: the process is gone at once, closing nothing and telling no one."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None

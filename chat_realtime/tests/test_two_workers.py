@@ -1,0 +1,210 @@
+"""Two real daphne worker processes on one Redis, MySQL/SQLite and message store.
+
+Clients spread over both chat, see each other's presence and notifications;
+every message is stored once and delivered to every connected participant,
+counted. Then a worker dies mid-chat and nothing acknowledged is lost.
+These need a real Redis (REDIS_HOST): workers share nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import urllib.request
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from chat_realtime.tests.servers import DaphneWorker
+from messaging.store import message_store
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+try:
+    from websockets.asyncio.client import connect
+except ImportError:  # pragma: no cover - requirements-dev installs it
+    connect = None
+
+# Short presence timing for the workers, so a dead worker is noticed in seconds.
+FAST_PRESENCE = {"PRESENCE_HEARTBEAT_SECONDS": "0.5", "PRESENCE_TTL_SECONDS": "2", "PRESENCE_SWEEP_SECONDS": "0.5"}
+
+
+@pytest.fixture
+def workers(tmp_path):
+    if not settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"):
+        pytest.skip("REDIS_HOST is not set: two worker processes share state only through a real Redis")
+    if connect is None:
+        pytest.skip("the websockets client is not installed (requirements-dev.txt has it)")
+    started = [DaphneWorker(tmp_path / name, **FAST_PRESENCE).start() for name in ("a", "b")]
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+class Client:
+    """A websocket client of one user on one worker, recording every frame it receives."""
+
+    def __init__(self, user, worker: DaphneWorker) -> None:
+        self.user = user
+        self.url = f"{worker.ws_url}?token={AccessToken.for_user(user)}"
+        self.frames: list[dict] = []
+        self.acks: dict[str, asyncio.Future] = {}
+
+    async def __aenter__(self) -> Client:
+        self.socket = await connect(self.url, max_size=2**20)
+        self.reader = asyncio.create_task(self._read())
+        await self.wait_for(lambda f: f["type"] == "online_friends")
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.reader.cancel()
+        with contextlib.suppress(Exception):
+            await self.socket.close()
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.socket:
+                frame = json.loads(raw)
+                self.frames.append(frame)
+                if frame["type"] in ("message_ack", "error") and frame.get("client_id") in self.acks:
+                    self.acks.pop(frame["client_id"]).set_result(frame)
+
+    async def send(self, frame: dict) -> None:
+        await self.socket.send(json.dumps(frame))
+
+    async def send_message(self, chat_id: int, text: str, client_id: str) -> dict:
+        self.acks[client_id] = asyncio.get_running_loop().create_future()
+        await self.send({"type": "send_message", "chat_id": chat_id, "text": text, "client_id": client_id})
+        return await asyncio.wait_for(self.acks[client_id], timeout=10)
+
+    async def join(self, chat_id: int) -> None:
+        await self.send({"type": "join_chat", "chat_id": chat_id})
+        await self.wait_for(lambda f: f == {"type": "joined_chat", "chat_id": chat_id})
+
+    async def wait_for(self, predicate, timeout: float = 10) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for frame in self.frames:
+                if predicate(frame):
+                    return frame
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{self.user.username} never got it; frames: {self.frames[-5:]}")
+
+    def new_message_ids(self, chat_id: int) -> list[str]:
+        return [
+            f["message"]["id"] for f in self.frames if f["type"] == "new_message" and f["message"]["chat_id"] == chat_id
+        ]
+
+
+def http(worker: DaphneWorker, user, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        worker.url + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {AccessToken.for_user(user)}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else {}
+
+
+async def test_clients_on_two_workers_chat_and_every_message_is_stored_once_and_delivered_to_all(
+    workers, make_user, befriend
+):
+    a, b = workers
+    pairs = []
+    for _ in range(4):
+        left, right = await sync_to_async(make_user)(), await sync_to_async(make_user)()
+        pairs.append((left, right, await sync_to_async(befriend)(left, right)))
+    per_side = 10
+
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = []
+        for left, right, chat in pairs:
+            left_on_a = await stack.enter_async_context(Client(left, a))
+            left_on_b = await stack.enter_async_context(Client(left, b))  # the same person's second tab
+            right_on_b = await stack.enter_async_context(Client(right, b))
+            for client in (left_on_a, left_on_b, right_on_b):
+                await client.join(chat.pk)
+            sockets.append((left_on_a, left_on_b, right_on_b, chat))
+            # Presence crossed workers: left, on a, saw right come online on b.
+            await left_on_a.wait_for(lambda f, r=right: f == {"type": "user_online", "user_id": r.pk})
+
+        async def talk(client, chat, side):
+            return [
+                (await client.send_message(chat.pk, f"{side} {n}", f"{side}-{chat.pk}-{n}"))["message"]["id"]
+                for n in range(per_side)
+            ]
+
+        sent = await asyncio.gather(
+            *(talk(left_on_a, chat, "L") for left_on_a, _, _, chat in sockets),
+            *(talk(right_on_b, chat, "R") for _, _, right_on_b, chat in sockets),
+        )
+        left_sent = dict(zip([s[3].pk for s in sockets], sent[: len(sockets)], strict=True))
+        right_sent = dict(zip([s[3].pk for s in sockets], sent[len(sockets) :], strict=True))
+
+        for left_on_a, left_on_b, right_on_b, chat in sockets:
+            everything = set(left_sent[chat.pk]) | set(right_sent[chat.pk])
+
+            async def settled(client, expected, chat_id=chat.pk):
+                deadline = time.monotonic() + 10
+                while len(client.new_message_ids(chat_id)) < len(expected) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)  # and nothing more arrives
+                return client.new_message_ids(chat_id)
+
+            # Each connection gets every message it did not send itself, exactly once.
+            assert sorted(await settled(left_on_a, right_sent[chat.pk])) == sorted(right_sent[chat.pk])
+            assert sorted(await settled(left_on_b, everything)) == sorted(everything)
+            assert sorted(await settled(right_on_b, left_sent[chat.pk])) == sorted(left_sent[chat.pk])
+            stored = await sync_to_async(message_store().page_before)(chat.pk, before=None, limit=100)
+            assert sorted(m.id for m in stored) == sorted(everything)
+            assert len(stored) == 2 * per_side
+
+        # A notification made on worker a reaches a socket on worker b.
+        stranger = await sync_to_async(make_user)()
+        target = sockets[0][2]
+        await asyncio.to_thread(http, a, stranger, "POST", "/api/friends/requests", {"user_id": target.user.pk})
+        notification = await target.wait_for(lambda f: f["type"] == "notification")
+        assert notification["notification"]["sender"]["id"] == stranger.pk
+
+
+async def test_a_worker_dies_mid_chat_and_nothing_acknowledged_is_lost(workers, friends_with_chat):
+    a, b = workers
+    alice, bob, chat = friends_with_chat
+
+    async with Client(alice, a) as alice_on_a:
+        await alice_on_a.join(chat.pk)
+        bob_on_b = await Client(bob, b).__aenter__()
+        await bob_on_b.join(chat.pk)
+        await alice_on_a.wait_for(lambda f: f == {"type": "user_online", "user_id": bob.pk})
+
+        acked = [(await alice_on_a.send_message(chat.pk, f"m{n}", f"m{n}"))["message"]["id"] for n in range(5)]
+        await bob_on_b.wait_for(lambda f: f["type"] == "new_message" and f["message"]["id"] == acked[-1])
+        seen_by_bob = bob_on_b.new_message_ids(chat.pk)
+
+        b.kill()  # no close frames, no goodbye to presence
+        started = time.monotonic()
+        for n in range(5, 10):
+            acked.append((await alice_on_a.send_message(chat.pk, f"m{n}", f"m{n}"))["message"]["id"])
+
+        # The dead worker's user goes offline, told by the survivor's sweep.
+        await alice_on_a.wait_for(lambda f: f["type"] == "user_offline" and f["user_id"] == bob.pk, timeout=60)
+        assert time.monotonic() - started < 60
+
+        # Bob reconnects to the survivor and catches up from his last message.
+        async with Client(bob, a) as bob_on_a:
+            missed = await asyncio.to_thread(
+                http, a, bob, "GET", f"/api/chats/{chat.pk}/messages?after={seen_by_bob[-1]}&limit=100"
+            )
+            caught_up = seen_by_bob + [m["id"] for m in missed["results"]]
+            assert caught_up == acked  # no gap, no duplicate, in order
+            assert bob_on_a.frames[0]["type"] == "online_friends"
+        bob_on_b.reader.cancel()
+
+    stored = await sync_to_async(message_store().page_before)(chat.pk, before=None, limit=100)
+    assert [m.id for m in reversed(stored)] == acked
