@@ -85,6 +85,11 @@ def _valid_text(text: Any, *, has_image: bool) -> str:
     if not isinstance(text, str):
         raise ValidationFailed({"text": ["The text must be a string."]})
     text = text.strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can carry lone surrogates ("\ud800"); no store can keep them.
+        raise ValidationFailed({"text": ["The text is not valid Unicode."]}) from None
     if not text and not has_image:
         raise ValidationFailed({"text": ["Write something, or attach an image."]})
     if len(text) > MESSAGE_MAX_CHARS:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from accounts.models import User
@@ -106,3 +108,15 @@ def test_phone_numbers_are_ascii_digits_only(api_client, phone):
 
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == ["phone_number"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["username", "email", "phone_number", "password"])
+def test_text_that_is_not_unicode_is_refused_with_400(api_client, field):
+    body = json.dumps(payload()).replace(f'"{field}": "', f'"{field}": "\\ud800', 1)
+
+    response = api_client.post(REGISTER, data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+    assert not User.objects.exists()
