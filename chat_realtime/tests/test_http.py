@@ -107,3 +107,16 @@ def test_ids_too_large_for_the_database_are_404_not_500(client, make_user, path)
     client.force_login(make_user())
 
     assert client.get(path).status_code in (404, 405)
+
+
+@pytest.mark.django_db
+def test_pages_carry_the_security_headers(client, make_user):
+    client.force_login(make_user())
+
+    response = client.get("/")
+
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-eval" not in policy
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
