@@ -1,0 +1,112 @@
+"""Redis restarts under two workers: they reconnect by themselves, and nothing acknowledged is lost.
+
+The test runs its own redis-server on a free port, so restarting it disturbs nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat_realtime.tests.servers import DaphneWorker, free_port
+from chat_realtime.tests.test_two_workers import FAST_PRESENCE, Client, connect
+from messaging.store import message_store
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+class PrivateRedis:
+    def __init__(self, directory) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=self.directory,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        for _ in range(100):
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                redis.Redis(port=self.port).ping()
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_and_workers(tmp_path):
+    if REDIS_SERVER is None or connect is None:
+        pytest.skip("redis-server or the websockets client is missing: the Redis restart test did not run")
+    private = PrivateRedis(tmp_path)
+    private.start()
+    environment = {**FAST_PRESENCE, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(private.port), "REDIS_DB": "0"}
+    workers = [DaphneWorker(tmp_path / name, **environment).start() for name in ("a", "b")]
+    yield private, workers
+    for worker in workers:
+        worker.stop()
+    private.stop()
+
+
+async def test_workers_ride_out_a_redis_restart_and_lose_nothing_acknowledged(redis_and_workers, friends_with_chat):
+    private, (a, b) = redis_and_workers
+    alice, bob, chat = friends_with_chat
+
+    async with Client(alice, a) as alice_on_a, Client(bob, b) as bob_on_b:
+        await alice_on_a.join(chat.pk)
+        await bob_on_b.join(chat.pk)
+        before = (await alice_on_a.send_message(chat.pk, "before", "r0"))["message"]["id"]
+        await bob_on_b.wait_for(lambda f: f["type"] == "new_message" and f["message"]["id"] == before)
+
+        private.stop()
+        during = []
+        for n in range(3):
+            answer = await alice_on_a.send_message(chat.pk, f"during {n}", f"r{n + 1}")
+            # Either it was stored and acked, or a clear error said so: never acked and lost.
+            assert answer["type"] in ("message_ack", "error"), answer
+            if answer["type"] == "message_ack":
+                during.append(answer["message"]["id"])
+        private.start()
+
+        # The workers find Redis again by themselves: delivery across them resumes.
+        deadline = time.monotonic() + 30
+        delivered_after = None
+        n = 0
+        while time.monotonic() < deadline and delivered_after is None:
+            n += 1
+            after = (await alice_on_a.send_message(chat.pk, f"after {n}", f"a{n}"))["message"]["id"]
+            with contextlib.suppress(AssertionError):
+                await bob_on_b.wait_for(
+                    lambda f, i=after: f["type"] == "new_message" and f["message"]["id"] == i, timeout=1
+                )
+                delivered_after = after
+        assert delivered_after is not None, "delivery between workers did not resume after Redis came back"
+
+        # The restarted Redis came back empty; the next heartbeats put presence back.
+        import redis
+
+        await asyncio.sleep(1.5)
+        online = await asyncio.to_thread(redis.Redis(port=private.port).smembers, "test:online_users")
+        assert {int(member) for member in online} == {alice.pk, bob.pk}
+
+        stored_ids = {m.id for m in await sync_to_async(message_store().page_before)(chat.pk, before=None, limit=100)}
+        assert before in stored_ids and set(during) <= stored_ids
+        assert alice_on_a.socket.state.name == "OPEN" and bob_on_b.socket.state.name == "OPEN"
