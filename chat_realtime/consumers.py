@@ -18,10 +18,11 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from accounts.events import user_group
 from chat_realtime.browser_frames import render_for_browser
-from chat_realtime.errors import ApplicationError
+from chat_realtime.errors import DATABASE_DOWN, ApplicationError
 from messaging import ws_handlers as messaging_frames
 from presence import events as presence_events
 from presence import services as presence
@@ -151,6 +152,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except ApplicationError as error:
             fields = {"fields": error.fields} if error.fields else {}
             await self.send_frame(error_frame(error.code, error.message, **fields, **echo))
+            return
+        except (OperationalError, InterfaceError):
+            logger.exception("websocket frame %r failed: database unavailable", frame["type"])
+            await self.send_frame(error_frame("database_unavailable", DATABASE_DOWN, **echo))
             return
         except Exception:
             logger.exception("websocket frame %r failed", frame["type"])

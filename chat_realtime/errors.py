@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from rest_framework import exceptions, status
@@ -108,7 +109,13 @@ def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
     return error_body(code, messages[0] if messages else str(exc.default_detail))
 
 
+DATABASE_DOWN = "The service is briefly unavailable. Try again in a moment."
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database went away (restart, failover, dropped connection): retryable, not our bug.
+        return Response(error_body("database_unavailable", DATABASE_DOWN), status=503, headers={"Retry-After": "5"})
     if isinstance(exc, ApplicationError):
         response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
         if isinstance(exc, RateLimited):

@@ -120,3 +120,20 @@ def test_pages_carry_the_security_headers(client, make_user):
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["X-Frame-Options"] == "DENY"
     assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_a_database_outage_answers_503_in_the_error_shape(auth_client, monkeypatch):
+    from django.db import OperationalError
+
+    from accounts import api
+
+    def down(*args, **kwargs):
+        raise OperationalError("(2006, 'MySQL server has gone away')")
+
+    monkeypatch.setattr(api.MeSerializer, "to_representation", down)
+
+    response = auth_client.get("/api/me")
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert response["Retry-After"] == "5"
