@@ -179,11 +179,22 @@ def test_compose_web_waits_for_healthy_database_cache_and_message_store():
         assert depends_on[name]["condition"] == "service_healthy"
 
 
-def test_compose_web_builds_the_dockerfile_and_publishes_port_8000():
+def test_compose_web_builds_the_dockerfile_and_scales_behind_the_proxy():
     web = service("web")
     build = web["build"]
     assert (build if isinstance(build, str) else build.get("context", ".")) == "."
-    assert "8000:8000" in [str(port) for port in web["ports"]]
+    # Publishing a fixed host port would stop `--scale web=N`; the proxy publishes 8000.
+    assert "ports" not in web and "8000" in [str(port) for port in web["expose"]]
+    assert "8000:80" in [str(port) for port in service("proxy")["ports"]]
+    assert environment_of("web")["NUM_PROXIES"] == "1"
+
+
+def test_the_proxy_passes_websockets_to_every_web_worker():
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    mount = next(str(v) for v in service("proxy")["volumes"] if "nginx.conf" in str(v))
+    assert mount.startswith("./deploy/nginx.conf:")
+    assert "proxy_set_header Upgrade $http_upgrade" in config
+    assert "web:8000" in config and "resolver 127.0.0.11" in config
 
 
 def test_compose_web_env_file_is_optional():
