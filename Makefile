@@ -6,7 +6,7 @@ PORT ?= 8000
 # Development and tests run with DEBUG on unless the environment says otherwise.
 DEV_ENV := DEBUG=$${DEBUG:-true}
 
-.PHONY: run test lint format migrate install install-dev clean seed
+.PHONY: run test lint format migrate install install-dev clean seed bench bench-full
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Benchmarks (bench/): the app against a raw ASGI relay, in one run. docs/benchmarks.md has the numbers.
+bench: install-dev
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench.run
+
+bench-full: install-dev
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench.run --full
 
 seed: migrate
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
