@@ -51,8 +51,12 @@ def make_pairs(base: str, count: int) -> list[dict]:
             name = f"b{run}{n}{side}"
             phone = f"+1{abs(hash(name)) % 10**10:010d}"
             people.append(
-                api(base, "POST", "/api/auth/register", {"username": name, "email": f"{name}@bench.example",
-                                                         "phone_number": phone, "password": PASSWORD})
+                api(
+                    base,
+                    "POST",
+                    "/api/auth/register",
+                    {"username": name, "email": f"{name}@bench.example", "phone_number": phone, "password": PASSWORD},
+                )
             )
         a, b = people
         api(base, "POST", "/api/friends/requests", {"user_id": b["user"]["id"]}, a["access"])

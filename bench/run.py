@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 RATE_LIMITS_OFF = {
-    name: "off" for name in ("MESSAGE_RATE_LIMIT", "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT", "PASSWORD_RESET_RATE_LIMIT")
+    name: "off"
+    for name in ("MESSAGE_RATE_LIMIT", "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT", "PASSWORD_RESET_RATE_LIMIT")
 }
 
 
@@ -85,9 +86,23 @@ def start_yardstick() -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop", "--workers", "1",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "bench.yardstick:app",
-        ],  # fmt: skip
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "bench.yardstick:app",
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -99,8 +114,20 @@ def start_yardstick() -> tuple[subprocess.Popen, str]:
 
 def drive(target: str, base: str, pairs: int, seconds: float) -> dict:
     output = subprocess.run(
-        [sys.executable, "-m", "bench.loadgen", "chat", "--target", target, "--base", base,
-         "--pairs", str(pairs), "--seconds", str(seconds)],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            "chat",
+            "--target",
+            target,
+            "--base",
+            base,
+            "--pairs",
+            str(pairs),
+            "--seconds",
+            str(seconds),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -125,20 +152,30 @@ def main() -> None:
             for pairs in pair_counts:
                 base = drive("yardstick", yardstick_url, pairs, seconds)
                 ours = drive("app", app_url, pairs, seconds)
-                rows.append({"pairs": pairs, "yardstick": base, "app": ours,
-                             "ratio": round(ours["messages_per_s"] / base["messages_per_s"], 3),
-                             "p99_ratio": round(ours["p99_ms"] / base["p99_ms"], 2)})  # fmt: skip
+                rows.append(
+                    {
+                        "pairs": pairs,
+                        "yardstick": base,
+                        "app": ours,
+                        "ratio": round(ours["messages_per_s"] / base["messages_per_s"], 3),
+                        "p99_ratio": round(ours["p99_ms"] / base["p99_ms"], 2),
+                    }
+                )
         finally:
             for process in (app, yardstick):
                 process.terminate()
                 process.wait(timeout=10)
 
-    print(f"{'scenario':<10}{'pairs':>6}{'app msg/s':>12}{'yardstick':>12}{'ratio':>8}"
-          f"{'app p99 ms':>12}{'yard p99':>10}{'stored once':>13}")  # fmt: skip
+    print(
+        f"{'scenario':<10}{'pairs':>6}{'app msg/s':>12}{'yardstick':>12}{'ratio':>8}"
+        f"{'app p99 ms':>12}{'yard p99':>10}{'stored once':>13}"
+    )
     for row in rows:
-        print(f"{'chat':<10}{row['pairs']:>6}{row['app']['messages_per_s']:>12}{row['yardstick']['messages_per_s']:>12}"
-              f"{row['ratio']:>8}{row['app']['p99_ms']:>12}{row['yardstick']['p99_ms']:>10}"
-              f"{str(row['app']['stored_exactly_once']):>13}")  # fmt: skip
+        print(
+            f"{'chat':<10}{row['pairs']:>6}{row['app']['messages_per_s']:>12}{row['yardstick']['messages_per_s']:>12}"
+            f"{row['ratio']:>8}{row['app']['p99_ms']:>12}{row['yardstick']['p99_ms']:>10}"
+            f"{row['app']['stored_exactly_once']!s:>13}"
+        )
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = {
