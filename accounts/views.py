@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
@@ -163,7 +165,7 @@ def report(request: HttpRequest) -> HttpResponse:
             reason=request.POST.get("reason", ""),
             note=request.POST.get("note", "")[:1000],
             message_id=request.POST.get("message_id") or None,
-            user_id=int(user_id) if user_id and user_id.isdigit() and len(user_id) < 19 else None,
+            user_id=int(user_id) if user_id and re.fullmatch(r"[0-9]{1,18}", user_id) else None,
         )
     except ApplicationError as error:
         status = error.status_code

@@ -9,6 +9,7 @@ admin log.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, time
 
 from django.contrib import admin, messages
@@ -77,7 +78,7 @@ class ChatAdmin(admin.ModelAdmin):
         errors = []
         conditions: dict = {}
         if query.get("chat"):
-            if query["chat"].isdigit():
+            if re.fullmatch(r"[0-9]{1,18}", query["chat"]):
                 conditions["chat_id"] = int(query["chat"])
             else:
                 errors.append("Chat must be a chat id.")

@@ -126,6 +126,8 @@ def read_html(frame: dict, viewer: User) -> str:
 
 def error_html(frame: dict, viewer: User) -> str:
     """A refused message turns its pending bubble into an error with a retry button; other errors toast."""
+    if frame.get("client_id") and not SAFE_CLIENT_ID.match(str(frame["client_id"])):
+        frame = {key: value for key, value in frame.items() if key != "client_id"}
     return render_to_string("messaging/partials/_error.html", {"error": frame})
 
 

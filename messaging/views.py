@@ -14,6 +14,7 @@ from friends.overview import friend_overview
 from friends.selectors import are_friends
 from messaging import browser, selectors, services
 from messaging.models import ChatParticipant
+from messaging.store import MessageStoreUnavailable
 
 PAGE_SIZE = 30
 
@@ -43,14 +44,16 @@ def _pane_context(request: HttpRequest, chat_id: int) -> dict:
 @require_GET
 def home(request: HttpRequest, chat_id: int | None = None) -> HttpResponse:
     pane = None
-    if chat_id is not None:
-        try:
+    try:
+        if chat_id is not None:
             pane = _pane_context(request, chat_id)
-        except NotFoundError:
-            return render(request, "404.html", status=404)
-        if request.htmx and request.htmx.target == "chat-pane":
-            return render(request, "messaging/partials/_chat_pane.html", pane)
-    context = {"rows": _sidebar_rows(request.user), "pane": pane}
+            if request.htmx and request.htmx.target == "chat-pane":
+                return render(request, "messaging/partials/_chat_pane.html", pane)
+        context = {"rows": _sidebar_rows(request.user), "pane": pane}
+    except NotFoundError:
+        return render(request, "404.html", status=404)
+    except MessageStoreUnavailable as error:
+        return render(request, "messaging/unavailable.html", {"error": error}, status=503)
     return render(request, "messaging/home.html", context)
 
 
@@ -69,7 +72,7 @@ def history(request: HttpRequest, chat_id: int) -> HttpResponse:
     except NotFoundError:
         return HttpResponse(status=404)
     except ApplicationError as error:
-        return HttpResponse(error.message, status=400)
+        return HttpResponse(error.message, status=error.status_code)
     older = not request.GET.get("after")
     messages = [browser.bubble(m, request.user.pk) for m in (reversed(page.messages) if older else page.messages)]
     context = {"chat_id": chat_id, "messages": messages, "next_before": page.next_before if older else None}
@@ -94,7 +97,9 @@ def send(request: HttpRequest, chat_id: int) -> HttpResponse:
             return render(
                 request, "messaging/partials/_error.html", {"error": frame, "inline": True}, status=error.status_code
             )
-        return render(request, "messaging/send_failed.html", {"error": error, "chat_id": chat_id}, status=400)
+        return render(
+            request, "messaging/send_failed.html", {"error": error, "chat_id": chat_id}, status=error.status_code
+        )
     if request.htmx:
         return HttpResponse(browser.render_bubble(sent.message, request.user.pk), status=201)
     return redirect("messaging:chat", chat_id=chat_id)

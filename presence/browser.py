@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.template.loader import render_to_string
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 
@@ -20,7 +21,11 @@ def user_online_html(frame: dict, viewer: User) -> str:
 
 def user_offline_html(frame: dict, viewer: User) -> str:
     user = User.objects.filter(pk=frame["user_id"]).first()
-    return _presence_of(user, False) if user else ""
+    if user is None:
+        return ""
+    # The frame may arrive before last_seen is saved: it carries the time itself.
+    user.last_seen = parse_datetime(frame["last_seen"]) or user.last_seen
+    return _presence_of(user, False)
 
 
 def online_friends_html(frame: dict, viewer: User) -> str:

@@ -137,6 +137,7 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
         expect(ann.locator(".attachment-preview img")).to_be_visible()
         ann.get_by_role("button", name="Send").click()
         expect(ben.locator(".bubble.theirs img")).to_be_visible()
+        expect(ann.locator(".bubble.mine img")).to_have_count(1)  # her own socket's copy is not added twice
         _shot(ann, "chat")
 
         # Away from the chat, new messages show as an unread badge.
@@ -235,4 +236,42 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
         ]
     )
     assert stored == ["before the outage", "while you were away", "sent during the outage"]
+    assert errors == []
+
+
+def test_a_long_chat_loads_older_messages_and_refusals_are_shown(daphne_server, friends_with_chat, settings):
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    alice.set_password(PASSWORD)
+    alice.save(update_fields=["password"])
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}
+    for n in range(45):
+        messaging_services.send_message(sender=bob, chat_id=chat.pk, text=f"old {n}", client_id=f"o{n}")
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = browser.new_context().new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        _log_in(page, daphne_server.url, "alice")
+        page.locator(".chat-row").click()
+        expect(page.locator(".bubble")).to_have_count(30)
+
+        page.locator(".history").evaluate("history => history.scrollTop = 0")
+        expect(page.locator(".bubble")).to_have_count(45)
+        expect(page.locator(".bubble").first).to_contain_text("old 0")
+
+        # A report sent twice: the second answer (409) is shown where the form was.
+        last = page.locator(".bubble.theirs").last
+        last.locator("summary").click()
+        last.get_by_role("button", name="Send report").click()
+        expect(last.locator(".report-done")).to_contain_text("Thank you")
+        page.reload()
+        last = page.locator(".bubble.theirs").last
+        last.locator("summary").click()
+        last.get_by_role("button", name="Send report").click()
+        expect(last.locator(".report-done")).to_contain_text("already reported")
+        browser.close()
+
     assert errors == []

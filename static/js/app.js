@@ -13,12 +13,24 @@
   let lastReadSent = null;
   const pending = new Map(); // client_id -> {text, chatId}
 
+  const $ = (selector, root = document) => root.querySelector(selector);
+  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+
+  // 4xx answers carry the message to show (a refused action, a report sent twice): swap them in too.
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "4..", swap: true },
+    { code: "...", swap: false, error: true },
+  ];
+
   // The socket sends every page the same fragments; a page without, say, the chat
   // header has no target for its status. Drop such fragments before htmx looks
   // for their targets, instead of logging an error for each; and leave alone an
   // element that is waiting for the answer to its own request.
   htmx.defineExtension("present-targets-only", {
-    transformResponse: function (text) {
+    transformResponse: function (text, xhr) {
+      if (xhr) return text; // an ordinary htmx request: its response is what was asked for
       const holder = document.createElement("template");
       holder.innerHTML = text;
       Array.from(holder.content.children).forEach((fragment) => {
@@ -30,15 +42,21 @@
         try { targets = Array.from(document.querySelectorAll(selector)); } catch (error) { targets = []; }
         // A target whose own request is in flight gets its answer from that request;
         // swapping it now would leave the answer without a place to land.
-        const busy = targets.some((t) => t.matches(".htmx-request") || t.querySelector(".htmx-request"));
-        if (!targets.length || busy) fragment.remove();
+        const busy = targets.some((t) => t.matches(".htmx-request") || t.querySelector(":scope > .htmx-request"));
+        if (!targets.length || busy) { fragment.remove(); return; }
+        // A message already on the page (caught up, or sent over HTTP) is not added twice.
+        $$("article[id^='msg-']", fragment).concat(fragment.matches("article[id^='msg-']") ? [fragment] : [])
+          .forEach((bubble) => {
+            if (!document.getElementById(bubble.id)) return;
+            const pendingTarget = spec.startsWith("outerHTML:#pending-") ? document.querySelector(selector) : null;
+            if (pendingTarget) pendingTarget.remove();
+            if (bubble === fragment) fragment.remove(); else bubble.remove();
+          });
       });
       return holder.innerHTML;
     },
   });
 
-  const $ = (selector, root = document) => root.querySelector(selector);
-  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
   function send(frame) {
     if (!socket) return false;
@@ -106,10 +124,12 @@
       const list = messagesOf(current.chatId);
       const known = $$(".bubble[data-message-id]", list);
       const last = known[known.length - 1];
-      if (last) {
-        let after = last.dataset.messageId;
+      {
+        // An empty chat catches up from its start: its newest page.
+        let after = last ? last.dataset.messageId : "";
         for (let guard = 0; guard < 50 && after; guard++) {
-          const response = await fetch(`/chats/${current.chatId}/messages/?after=${encodeURIComponent(after)}`, {
+          const query = after ? `?after=${encodeURIComponent(after)}` : "";
+          const response = await fetch(`/chats/${current.chatId}/messages/${query}`, {
             headers: { "HX-Request": "true" }, credentials: "same-origin",
           });
           if (!response.ok) break;
@@ -118,7 +138,7 @@
           const fresh = $$(".bubble[data-message-id]", holder);
           fresh.forEach((bubble) => { if (!document.getElementById(bubble.id)) list.appendChild(bubble); });
           localTimes(list);
-          after = fresh.length >= 100 ? fresh[fresh.length - 1].dataset.messageId : null;
+          after = after && fresh.length >= 100 ? fresh[fresh.length - 1].dataset.messageId : null;
         }
         scrollToBottom(current.chatId);
       }
@@ -136,7 +156,9 @@
     openedBefore = true;
     pending.forEach((entry, clientId) => {
       // Unacknowledged when the socket dropped: send again; the client_id makes it safe.
-      send({ type: "send_message", chat_id: entry.chatId, text: entry.text, client_id: clientId });
+      entry.failed = false;
+      if (entry.file) sendOverHttp(entry, clientId);
+      else send({ type: "send_message", chat_id: entry.chatId, text: entry.text, client_id: clientId });
     });
   });
   document.addEventListener("htmx:wsClose", () => { socket = null; });
@@ -172,11 +194,16 @@
     if (target.classList.contains("toast")) setTimeout(() => target.remove(), 6000);
   });
 
-  document.addEventListener("htmx:wsAfterMessage", () => {
-    // Acked: forget pending entries whose bubble is gone.
+  function forgetAcknowledged() {
     pending.forEach((entry, clientId) => {
-      if (!document.getElementById("pending-" + clientId) && !entry.failed) pending.delete(clientId);
+      if (document.querySelector(`.bubble[data-client-id="${clientId}"]:not(.pending):not(.failed)`)) {
+        pending.delete(clientId);
+      }
     });
+  }
+
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    forgetAcknowledged();
     $$(".toasts .toast").forEach((toast) => { if (!toast._timer) toast._timer = setTimeout(() => toast.remove(), 6000); });
   });
 
@@ -216,45 +243,60 @@
     if (entry) entry.failed = true;
   }
 
-  async function sendOverHttp(form, clientId, chatId, text) {
-    const data = new FormData(form);
+  // Over HTTP: images, and anything when the socket is away. Only a stored bubble counts as sent.
+  async function sendOverHttp(entry, clientId) {
+    const data = new FormData();
     data.set("client_id", clientId);
-    data.set("text", text);
-    const response = await fetch(form.action, {
-      method: "POST", body: data, credentials: "same-origin",
-      headers: { "HX-Request": "true", "X-CSRFToken": data.get("csrfmiddlewaretoken") },
-    });
-    const html = await response.text();
-    const bubble = document.getElementById("pending-" + clientId);
-    if (response.ok) {
-      const holder = document.createElement("div");
-      holder.innerHTML = html;
-      const stored = holder.firstElementChild;
-      if (bubble && stored) bubble.replaceWith(stored); else if (stored) messagesOf(chatId).appendChild(stored);
-      pending.delete(clientId);
-      localTimes(messagesOf(chatId));
-    } else {
-      const holder = document.createElement("div");
-      holder.innerHTML = html;
-      failPending(clientId, holder.textContent.replace(/^\s*Not sent:\s*/, "").trim() || "try again");
+    data.set("text", entry.text);
+    if (entry.file) data.set("image", entry.file);
+    let response;
+    try {
+      response = await fetch(`/chats/${entry.chatId}/send`, {
+        method: "POST", body: data, credentials: "same-origin", redirect: "manual",
+        headers: { "HX-Request": "true", "X-CSRFToken": csrfToken() },
+      });
+    } catch (error) {
+      failPending(clientId, "you are offline");
+      return;
     }
+    if (response.type === "opaqueredirect" || response.status === 401 || response.status === 403) {
+      failPending(clientId, "your session has ended: reload the page to log in again");
+      return;
+    }
+    const holder = document.createElement("div");
+    holder.innerHTML = await response.text();
+    const stored = holder.querySelector("article.bubble[id^='msg-']");
+    if (response.status !== 201 || !stored) {
+      const reason = holder.querySelector(".status");
+      failPending(clientId, reason ? reason.textContent.replace(/^\s*Not sent:\s*/, "").trim() : "try again");
+      return;
+    }
+    const bubble = document.getElementById("pending-" + clientId);
+    if (document.getElementById(stored.id)) { if (bubble) bubble.remove(); }
+    else if (bubble) bubble.replaceWith(stored);
+    else if (messagesOf(entry.chatId)) messagesOf(entry.chatId).appendChild(stored);
+    pending.delete(clientId);
+    localTimes(messagesOf(entry.chatId) || document);
+  }
+
+  function csrfToken() {
+    const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    return headers["X-CSRFToken"] || "";
   }
 
   function submitComposer(form) {
     const chatId = Number(form.dataset.chatId);
     const textarea = $("textarea", form);
-    const file = $("input[type=file]", form);
+    const input = $("input[type=file]", form);
     const text = textarea.value.trim();
-    const hasImage = file && file.files.length > 0;
-    if (!text && !hasImage) return;
+    const file = input && input.files.length ? input.files[0] : null;
+    if (!text && !file) return;
     const clientId = newClientId();
-    pending.set(clientId, { text, chatId });
-    showPending(chatId, clientId, hasImage ? (text || "image") : text);
-    if (hasImage || !socket) {
-      sendOverHttp(form, clientId, chatId, text).catch(() => failPending(clientId, "network error"));
-    } else {
-      send({ type: "send_message", chat_id: chatId, text, client_id: clientId });
-    }
+    const entry = { text, chatId, file };
+    pending.set(clientId, entry);
+    showPending(chatId, clientId, file ? (text || "image") : text);
+    if (file || !socket) sendOverHttp(entry, clientId);
+    else send({ type: "send_message", chat_id: chatId, text, client_id: clientId });
     textarea.value = "";
     clearAttachment(form);
     textarea.focus();
@@ -290,7 +332,12 @@
     const file = $("input[type=file]", form);
     file.addEventListener("change", () => {
       const preview = $(".attachment-preview", form);
-      if (file.files.length) { $("img", preview).src = URL.createObjectURL(file.files[0]); preview.hidden = false; }
+      if (file.files.length) {
+        const image = $("img", preview);
+        if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+        image.src = URL.createObjectURL(file.files[0]);
+        preview.hidden = false;
+      }
     });
     $(".remove-attachment", form).addEventListener("click", () => clearAttachment(form));
   }
@@ -304,11 +351,11 @@
       if (!entry) return;
       entry.failed = false;
       bubble.classList.remove("failed"); bubble.classList.add("pending");
+      bubble.id = "pending-" + clientId;
       $(".status", bubble).textContent = "sending…";
       retry.remove();
-      if (!send({ type: "send_message", chat_id: entry.chatId, text: entry.text, client_id: clientId })) {
-        failPending(clientId, "offline");
-      }
+      if (entry.file || !socket) sendOverHttp(entry, clientId);
+      else send({ type: "send_message", chat_id: entry.chatId, text: entry.text, client_id: clientId });
       return;
     }
     // The bell opens its menu; anywhere else closes it.
@@ -318,14 +365,20 @@
       event.preventDefault();
       menu.hidden = !menu.hidden;
       bell.setAttribute("aria-expanded", String(!menu.hidden));
-    } else if (menu && !event.target.closest("#bell-menu")) {
-      menu.hidden = true;
+    } else if (menu && !menu.hidden && !event.target.closest("#bell-menu")) {
+      closeBell();
     }
   });
 
-  document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && $("#bell-menu")) $("#bell-menu").hidden = true;
-  });
+  function closeBell() {
+    const menu = $("#bell-menu");
+    const bell = $(".bell-button");
+    if (!menu || menu.hidden) return;
+    menu.hidden = true;
+    if (bell) { bell.setAttribute("aria-expanded", "false"); bell.focus(); }
+  }
+
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeBell(); });
   document.addEventListener("visibilitychange", markLatestRead);
 
   // --- Settings and profile ----------------------------------------------------------------
