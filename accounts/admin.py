@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from accounts import services
 from accounts.models import Report, User
 from chat_realtime.errors import ApplicationError
+from chat_realtime.realtime import end_sessions
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -32,19 +33,43 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ("wide",), "fields": ("username", "email", "phone_number", "password1", "password2")}),
     )
 
-    @admin.action(description="Ban (deactivate): close their sockets, revoke their tokens", permissions=["change"])
+    def has_ban_permission(self, request):
+        return request.user.has_perm("accounts.ban_user")
+
+    def bannable(self, request, queryset):
+        """Never yourself; staff only by a superuser."""
+        queryset = queryset.exclude(pk=request.user.pk)
+        return queryset if request.user.is_superuser else queryset.filter(is_staff=False, is_superuser=False)
+
+    @admin.action(description="Ban (deactivate): close their sockets, revoke their tokens", permissions=["ban"])
     def ban(self, request, queryset):
-        for user in queryset.exclude(pk=request.user.pk):
+        banned = list(self.bannable(request, queryset))
+        for user in banned:
             services.deactivate_user(user=user, moderator=request.user)
             self.log_change(request, user, "Banned: deactivated, sessions ended, refresh tokens revoked.")
-        self.message_user(request, f"Banned {queryset.exclude(pk=request.user.pk).count()} user(s).")
+        self.message_user(request, f"Banned {len(banned)} user(s).")
 
-    @admin.action(description="Reactivate", permissions=["change"])
+    @admin.action(description="Reactivate", permissions=["ban"])
     def reactivate(self, request, queryset):
         for user in queryset:
             services.reactivate_user(user=user)
             self.log_change(request, user, "Reactivated.")
         self.message_user(request, f"Reactivated {queryset.count()} user(s).")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only superusers hand out power: a moderator cannot make anyone (themselves included) staff.
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return ("is_staff", "is_superuser", "groups", "user_permissions", "last_login", "date_joined")
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            # A password set here is a password change: the same consequences as anywhere else.
+            user = self.get_object(request, id)
+            services.revoke_all_refresh_tokens(user=user)
+            end_sessions(user.pk)
+        return response
 
     def save_model(self, request, obj, form, change):
         # Unticking "active" by hand is a ban too: it must end sessions the same way.
@@ -103,10 +128,13 @@ class ReportAdmin(admin.ModelAdmin):
 
     @admin.action(description="Ban the reported people", permissions=["change"])
     def ban_reported_user(self, request, queryset):
-        if not request.user.has_perm("accounts.change_user"):
+        if not request.user.has_perm("accounts.ban_user"):
             self.message_user(request, "You may not ban people.", messages.ERROR)
             return
-        for report in queryset.select_related("reported_user"):
+        reports = queryset.select_related("reported_user").exclude(reported_user=request.user)
+        if not request.user.is_superuser:
+            reports = reports.filter(reported_user__is_staff=False, reported_user__is_superuser=False)
+        for report in reports:
             services.deactivate_user(user=report.reported_user, moderator=request.user)
             services.resolve_reports(
                 target_key=report.target_key, action=Report.Action.USER_BANNED, moderator=request.user

@@ -80,6 +80,7 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["username"]
+        permissions = [("ban_user", "Can ban (deactivate) and reactivate people")]
 
     def __str__(self) -> str:
         return self.username

@@ -240,9 +240,12 @@ def remove_message(*, message_id: str, moderator: User) -> StoredMessage:
     from accounts.models import Report
     from accounts.services import resolve_reports
 
-    message = message_store().soft_delete(message_id, deleted_by=moderator.pk)
-    if message is None:
+    before = message_store().get(message_id)
+    if before is None:
         raise NotFoundError("No such message.")
+    if before.is_deleted:
+        return before  # already removed: nothing new to tell anyone
+    message = message_store().soft_delete(message_id, deleted_by=moderator.pk)
     publish_to_chat(message.chat_id, events.message_deleted_frame(message))
     latest = message_store().latest(message.chat_id)
     transaction.on_commit(

@@ -49,22 +49,35 @@ class DaphneWorker:
         else:
             self.env["DB_NAME"] = str(database["NAME"])
         self.process: subprocess.Popen | None = None
+        var_dir.mkdir(parents=True, exist_ok=True)
+        # A file, not a pipe: nobody reads the worker's log while it runs, and a full pipe would block it.
+        self.log = var_dir / f"daphne-{self.port}.log"
 
     def start(self) -> DaphneWorker:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chat_realtime.asgi:application"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "chat_realtime.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         for _ in range(150):
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=1)
                 return self
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(self.process.stderr.read().decode()) from None
+                    raise RuntimeError(self.log.read_text(errors="replace")[-4000:]) from None
                 time.sleep(0.1)
         raise RuntimeError("daphne did not start")
 

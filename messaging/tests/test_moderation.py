@@ -18,6 +18,7 @@ def moderator(make_user):
     staff.user_permissions.add(
         Permission.objects.get(codename="moderate_messages"),
         Permission.objects.get(codename="change_user"),
+        Permission.objects.get(codename="ban_user"),
         Permission.objects.get(codename="view_user"),
         Permission.objects.get(codename="change_report"),
         Permission.objects.get(codename="view_report"),
@@ -137,3 +138,43 @@ async def test_a_ban_closes_live_sockets_revokes_tokens_and_hides_the_person(mod
     await sync_to_async(client.post)("/admin/accounts/user/", {"action": "reactivate", "_selected_action": [target.pk]})
     again = await sync_to_async(api.post)("/api/auth/login", {"login": "troll", "password": PASSWORD}, format="json")
     assert again.status_code == 200
+
+
+def test_a_moderator_cannot_ban_staff_or_make_anyone_staff(mod_client, moderator, make_user):
+    other_staff = make_user(username="other.mod", is_staff=True)
+    regular = make_user(username="regular")
+
+    mod_client.post("/admin/accounts/user/", {"action": "ban", "_selected_action": [other_staff.pk, moderator.pk]})
+    page = mod_client.get(f"/admin/accounts/user/{regular.pk}/change/").content.decode()
+
+    other_staff.refresh_from_db()
+    moderator.refresh_from_db()
+    assert other_staff.is_active and moderator.is_active
+    assert 'name="is_superuser"' not in page and 'name="user_permissions"' not in page
+
+
+def test_staff_without_the_ban_permission_cannot_ban(client, make_user):
+    staff = make_user(username="viewer", is_staff=True)
+    staff.user_permissions.add(
+        Permission.objects.get(codename="change_user"), Permission.objects.get(codename="view_user")
+    )
+    target = make_user(username="target")
+    client.force_login(staff)
+
+    client.post("/admin/accounts/user/", {"action": "ban", "_selected_action": [target.pk]})
+
+    target.refresh_from_db()
+    assert target.is_active
+
+
+def test_a_password_set_in_the_admin_revokes_the_persons_tokens(mod_client, make_user):
+    target = make_user(username="target")
+    api = APIClient()
+    session = api.post("/api/auth/login", {"login": "target", "password": PASSWORD}, format="json").json()
+
+    mod_client.post(
+        f"/admin/accounts/user/{target.pk}/password/",
+        {"password1": "a-new-admin-set-secret-7", "password2": "a-new-admin-set-secret-7", "usable_password": "true"},
+    )
+
+    assert api.post("/api/auth/refresh", {"refresh": session["refresh"]}, format="json").status_code == 401
