@@ -5,7 +5,8 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzzing
 from hypothesis import strategies as st
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -14,6 +15,8 @@ from chat_realtime.asgi import application
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLIENT_ERRORS = {"bad_request", "unknown_type", "validation_error", "not_found", "not_friends"}
+# What a frame may bring back besides an error: its own answer, or the events it caused.
+ANSWERS = {"pong", "joined_chat", "left_chat", "message_ack", "chat_update", "new_message", "read"}
 FRAME_TYPES = ["ping", "join_chat", "leave_chat", "send_message", "typing", "mark_read", "JOIN_CHAT", "", "__init__"]
 
 json_values = st.recursive(
@@ -31,6 +34,21 @@ frames = st.fixed_dictionaries(
 )
 
 
+async def exchange_in_chat(user, raw: str) -> list[dict]:
+    """Send one raw frame and a ping; return everything that came back before the pong."""
+    socket = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(user)}")
+    connected, _ = await socket.connect()
+    assert connected
+    await socket.receive_json_from()  # greeting
+    await socket.send_to(text_data=raw)
+    await socket.send_json_to({"type": "ping"})
+    answers = []
+    while (frame := await socket.receive_json_from(timeout=3)) != {"type": "pong"}:
+        answers.append(frame)
+    await socket.disconnect()
+    return answers
+
+
 async def exchange(user, raw: str) -> tuple[dict, dict]:
     """Send one raw frame, then a ping; return (the answer to the frame, the answer to the ping)."""
     socket = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(user)}")
@@ -45,7 +63,7 @@ async def exchange(user, raw: str) -> tuple[dict, dict]:
     return answer, pong
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzzing(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frame=frames)
 def test_any_frame_gets_one_clear_answer_and_the_socket_lives_on(user, frame):
     answer, pong = async_to_sync(exchange)(user, json.dumps(frame))
@@ -56,6 +74,31 @@ def test_any_frame_gets_one_clear_answer_and_the_socket_lives_on(user, frame):
         assert answer["message"]
     else:
         assert answer["type"] in {"pong", "left_chat"}, answer
+
+
+@pytest.fixture
+def member(friends_with_chat):
+    """alice, in a chat with a friend: frames about her chat get past the membership check."""
+    return friends_with_chat[0], friends_with_chat[2].pk
+
+
+@fuzzing(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=frames, use_her_chat=st.booleans(), data=st.data())
+def test_frames_about_a_chat_she_is_in_get_a_clear_answer_too(member, frame, use_her_chat, data, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}
+    user, chat_id = member
+    if use_her_chat:
+        frame = {**frame, "chat_id": chat_id}
+        if data.draw(st.booleans()):
+            frame["client_id"] = data.draw(st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True))
+
+    answers = async_to_sync(exchange_in_chat)(user, json.dumps(frame))
+
+    for answer in answers:
+        if answer["type"] == "error":
+            assert answer["code"] in CLIENT_ERRORS, answer
+        else:
+            assert answer["type"] in ANSWERS, answer
 
 
 @pytest.mark.parametrize(
@@ -90,7 +133,7 @@ def test_a_lone_surrogate_in_a_message_is_refused_not_stored(friends_with_chat):
     assert pong == {"type": "pong"}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzzing(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(min_size=1, max_size=2048))
 def test_binary_frames_are_refused_and_the_socket_lives_on(user, data):
     async def run():
