@@ -44,6 +44,24 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture
+def redis_down(settings):
+    """Point the cache (and so every raw Redis call) at a port nothing listens on, as when Redis is away."""
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    down = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.3},
+        }
+    }
+    with override_settings(CACHES=down):
+        yield
+        caches["default"].close()
+
+
+@pytest.fixture
 def make_user(db):
     from accounts.models import User
 

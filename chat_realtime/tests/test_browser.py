@@ -168,6 +168,13 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
     assert errors == []
 
 
+def _with_a_password_the_server_knows(settings, user) -> None:
+    """The server process hashes as production does; the tests' fast hasher is unknown to it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    user.set_password(PASSWORD)
+    user.save(update_fields=["password"])
+
+
 def _log_in(page, url: str, username: str) -> None:
     page.goto(url + "/accounts/login/")
     page.get_by_label("Username, email or phone").fill(username)
@@ -193,10 +200,7 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    # The server process hashes as production does; the test's fast hasher is unknown to it.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    alice.set_password(PASSWORD)
-    alice.save(update_fields=["password"])
+    _with_a_password_the_server_knows(settings, alice)
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)
@@ -243,9 +247,7 @@ def test_a_long_chat_loads_older_messages_and_refusals_are_shown(daphne_server, 
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    alice.set_password(PASSWORD)
-    alice.save(update_fields=["password"])
+    _with_a_password_the_server_knows(settings, alice)
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}
     for n in range(45):
         messaging_services.send_message(sender=bob, chat_id=chat.pk, text=f"old {n}", client_id=f"o{n}")

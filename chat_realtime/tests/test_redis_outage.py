@@ -1,25 +1,8 @@
 """With Redis away, the app degrades: nothing that needs only the databases fails."""
 
-import pytest
-from django.core.cache import caches
-from django.test import override_settings
 from rest_framework.test import APIClient
 
 from conftest import PASSWORD
-
-
-@pytest.fixture
-def redis_down(settings):
-    down = {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.3},
-        }
-    }
-    with override_settings(CACHES=down):
-        yield
-        caches["default"].close()
 
 
 def test_login_registration_and_reset_still_answer(api_client, user, redis_down, mailoutbox):

@@ -3,8 +3,6 @@
 import json
 
 import pytest
-from django.core.cache import caches
-from django.test import override_settings
 
 from chat_realtime import shared_redis
 from friends import cache, selectors, services
@@ -23,21 +21,6 @@ def carol(make_user):
 
 def redis():
     return shared_redis.connection()
-
-
-@pytest.fixture
-def redis_down(settings):
-    """Point the cache at a port nothing listens on, as when Redis is away."""
-    down = {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5},
-        }
-    }
-    with override_settings(CACHES=down, RATE_LIMITS={"login": None, "register": None, "password_reset": None}):
-        yield
-        caches["default"].close()
 
 
 def test_reading_friends_fills_both_keys_from_the_database(user, bob, befriend):

@@ -4,9 +4,7 @@ import io
 import json
 
 import pytest
-from django.core.cache import caches
 from django.core.management import CommandError, call_command
-from django.test import override_settings
 
 from accounts.models import User
 from chat_realtime import shared_redis
@@ -71,21 +69,6 @@ def test_deactivated_users_are_left_out(people):
     assert "of 2 active users" in output
     assert not redis().exists(friends_key(carol.pk))
     assert redis().exists(friends_key(alice.pk), friends_key(bob.pk)) == 2
-
-
-@pytest.fixture
-def redis_down(settings):
-    """Point the cache at a port nothing listens on, as when Redis is away."""
-    down = {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5},
-        }
-    }
-    with override_settings(CACHES=down):
-        yield
-        caches["default"].close()
 
 
 def test_unreachable_redis_is_a_clear_error(people, redis_down):

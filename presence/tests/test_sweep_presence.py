@@ -4,9 +4,7 @@ import io
 import time
 
 import pytest
-from django.core.cache import caches
 from django.core.management import CommandError, call_command
-from django.test import override_settings
 
 from accounts.models import User
 from chat_realtime import shared_redis
@@ -52,21 +50,6 @@ def test_a_second_sweep_finds_nobody(make_user, settings):
     sweep_presence()
 
     assert "Took 0 users offline." in sweep_presence()
-
-
-@pytest.fixture
-def redis_down(settings):
-    """Point the cache at a port nothing listens on, as when Redis is away."""
-    down = {
-        "default": {
-            **settings.CACHES["default"],
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5},
-        }
-    }
-    with override_settings(CACHES=down):
-        yield
-        caches["default"].close()
 
 
 def test_unreachable_redis_is_a_clear_error(redis_down):
