@@ -116,7 +116,10 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
             "NAME": env.get("DB_NAME", "chat_realtime"),
             "USER": env.get("DB_USER", "root"),
             "PASSWORD": env.get("DB_PASSWORD", ""),
-            "CONN_MAX_AGE": env_int(env, "DB_CONN_MAX_AGE", 0),
+            # Kept connections: the websocket path reaches the database on every
+            # message, and opening a connection each time cost most of it. Health
+            # checks replace a connection that died (restart, failover) before use.
+            "CONN_MAX_AGE": env_int(env, "DB_CONN_MAX_AGE", 60),
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 "charset": "utf8mb4",
@@ -128,6 +131,8 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": name,
+        "CONN_MAX_AGE": env_int(env, "DB_CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
         # Writers queue (IMMEDIATE, busy timeout) instead of failing when the
         # worker threads overlap; WAL lets readers run beside a writer.
         "OPTIONS": {
