@@ -132,6 +132,7 @@ class ReportAdmin(admin.ModelAdmin):
             self.message_user(request, "You may not ban people.", messages.ERROR)
             return
         reports = queryset.select_related("reported_user").exclude(reported_user=request.user)
+        reports = reports.exclude(reported_user=None)
         if not request.user.is_superuser:
             reports = reports.filter(reported_user__is_staff=False, reported_user__is_superuser=False)
         for report in reports:

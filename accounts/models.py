@@ -117,10 +117,11 @@ class Report(models.Model):
         USER_BANNED = "user_banned", "User banned"
         DISMISSED = "dismissed", "Dismissed"
 
-    reporter = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reports_made")
+    # SET_NULL: the moderation record outlives a deleted account on either side.
+    reporter = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="reports_made")
     # "user:{id}" or "message:{id}": one report per reporter and thing, enforced by the database.
     target_key = models.CharField(max_length=80, editable=False)
-    reported_user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reports_against")
+    reported_user = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="reports_against")
     message_id = models.CharField(max_length=64, blank=True)
     chat_id = models.BigIntegerField(null=True, blank=True)
     reason = models.CharField(max_length=20, choices=Reason.choices)

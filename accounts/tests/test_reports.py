@@ -101,3 +101,14 @@ def test_reporting_from_the_chat_page(client, user, bobs_message):
 
     assert response.status_code == 200 and "Thank you" in response.content.decode()
     assert again.status_code == 409 and "already reported" in again.content.decode()
+
+
+def test_a_report_outlives_the_deleted_accounts_it_names(auth_client, user, bobs_message):
+    auth_client.post(REPORTS, {"message_id": bobs_message.id, "reason": "spam"}, format="json")
+
+    from accounts.models import User
+
+    User.objects.filter(pk=bobs_message.sender_id).delete()
+
+    report = Report.objects.get()
+    assert report.reported_user is None and report.message_id == bobs_message.id
