@@ -51,6 +51,8 @@ def home(request: HttpRequest, chat_id: int | None = None) -> HttpResponse:
                 return render(request, "messaging/partials/_chat_pane.html", pane)
         context = {"rows": _sidebar_rows(request.user), "pane": pane}
     except NotFoundError:
+        if request.htmx and request.htmx.target == "chat-pane":
+            return render(request, "messaging/partials/_empty_pane.html", {"missing": True}, status=404)
         return render(request, "404.html", status=404)
     except MessageStoreUnavailable as error:
         return render(request, "messaging/unavailable.html", {"error": error}, status=503)

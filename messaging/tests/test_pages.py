@@ -190,3 +190,13 @@ def test_the_home_page_costs_the_same_queries_when_the_friend_cache_is_cold(clie
     for _ in range(5):
         befriend(user, make_user())
     assert cold() == first
+
+
+def test_an_htmx_request_for_someone_elses_chat_gets_a_pane_saying_so(client, make_user, friends_with_chat):
+    client.force_login(make_user())
+
+    response = client.get(f"/chats/{friends_with_chat[2].pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="chat-pane")
+
+    body = response.content.decode()
+    assert response.status_code == 404
+    assert body.lstrip().startswith('<section id="chat-pane"') and "not yours" in body
