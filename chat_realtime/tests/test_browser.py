@@ -226,7 +226,7 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
 
         daphne_server.start()
         # The page reconnects by itself and fetches what it missed, once.
-        expect(page.locator(".bubble.theirs", has_text="while you were away")).to_have_count(1, timeout=15000)
+        expect(page.locator(".bubble.theirs", has_text="while you were away")).to_have_count(1, timeout=20000)
         # ...and sends again what could not go out, under the same client_id.
         expect(page.locator(".bubble.failed")).to_have_count(0)
         expect(page.locator(".bubble.mine:not(.pending):not(.failed)")).to_have_count(2)

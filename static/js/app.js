@@ -16,6 +16,9 @@
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
+  // Reconnect soon after a drop: back off, but never wait more than 5 seconds.
+  htmx.config.wsReconnectDelay = (retryCount) => Math.min(500 * 2 ** retryCount, 5000) * (0.5 + Math.random() / 2);
+
   // 4xx answers carry the message to show (a refused action, a report sent twice): swap them in too.
   htmx.config.responseHandling = [
     { code: "204", swap: false },
