@@ -36,18 +36,18 @@ class UserAdmin(DjangoUserAdmin):
     def has_ban_permission(self, request):
         return request.user.has_perm("accounts.ban_user")
 
-    def bannable(self, request, queryset):
-        """Never yourself; staff only by a superuser."""
-        queryset = queryset.exclude(pk=request.user.pk)
-        return queryset if request.user.is_superuser else queryset.filter(is_staff=False, is_superuser=False)
-
     @admin.action(description="Ban (deactivate): close their sockets, revoke their tokens", permissions=["ban"])
     def ban(self, request, queryset):
-        banned = list(self.bannable(request, queryset))
-        for user in banned:
-            services.deactivate_user(user=user, moderator=request.user)
+        banned = 0
+        for user in queryset:
+            try:
+                services.deactivate_user(user=user, moderator=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"{user.username}: {error.message}", messages.WARNING)
+                continue
+            banned += 1
             self.log_change(request, user, "Banned: deactivated, sessions ended, refresh tokens revoked.")
-        self.message_user(request, f"Banned {len(banned)} user(s).")
+        self.message_user(request, f"Banned {banned} user(s).")
 
     @admin.action(description="Reactivate", permissions=["ban"])
     def reactivate(self, request, queryset):
@@ -60,7 +60,15 @@ class UserAdmin(DjangoUserAdmin):
         # Only superusers hand out power: a moderator cannot make anyone (themselves included) staff.
         if request.user.is_superuser:
             return super().get_readonly_fields(request, obj)
-        return ("is_staff", "is_superuser", "groups", "user_permissions", "last_login", "date_joined")
+        fields = ("is_staff", "is_superuser", "groups", "user_permissions", "last_login", "date_joined")
+        may_ban = obj is None or request.user.has_perm("accounts.ban_user")
+        if obj is not None and may_ban:
+            try:
+                services.ensure_may_ban(moderator=request.user, user=obj)
+            except ApplicationError:
+                may_ban = False
+        # Unticking "active" is a ban: only where the ban rule allows it.
+        return fields if may_ban else (*fields, "is_active")
 
     def user_change_password(self, request, id, form_url=""):
         response = super().user_change_password(request, id, form_url)
@@ -131,12 +139,12 @@ class ReportAdmin(admin.ModelAdmin):
         if not request.user.has_perm("accounts.ban_user"):
             self.message_user(request, "You may not ban people.", messages.ERROR)
             return
-        reports = queryset.select_related("reported_user").exclude(reported_user=request.user)
-        reports = reports.exclude(reported_user=None)
-        if not request.user.is_superuser:
-            reports = reports.filter(reported_user__is_staff=False, reported_user__is_superuser=False)
-        for report in reports:
-            services.deactivate_user(user=report.reported_user, moderator=request.user)
+        for report in queryset.select_related("reported_user").exclude(reported_user=None):
+            try:
+                services.deactivate_user(user=report.reported_user, moderator=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"{report.reported_user.username}: {error.message}", messages.WARNING)
+                continue
             services.resolve_reports(
                 target_key=report.target_key, action=Report.Action.USER_BANNED, moderator=request.user
             )

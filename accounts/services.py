@@ -360,9 +360,20 @@ def resolve_reports(*, target_key: str, action: str, moderator: User | None) -> 
     )
 
 
+def ensure_may_ban(*, moderator: User | None, user: User) -> None:
+    """Never yourself; staff only by a superuser (None: an operator's command, who may)."""
+    if moderator is None:
+        return
+    if user.pk == moderator.pk:
+        raise ApplicationError("You cannot ban yourself.", code="cannot_ban_self")
+    if (user.is_staff or user.is_superuser) and not moderator.is_superuser:
+        raise ApplicationError("Only a superuser can ban staff.", code="cannot_ban_staff", status_code=403)
+
+
 @transaction.atomic
 def deactivate_user(*, user: User, moderator: User | None) -> None:
     """Ban: no login, no tokens, no open sockets (on any worker), out of search."""
+    ensure_may_ban(moderator=moderator, user=user)
     User.objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
     revoke_all_refresh_tokens(user=user)

@@ -112,3 +112,22 @@ def test_a_report_outlives_the_deleted_accounts_it_names(auth_client, user, bobs
 
     report = Report.objects.get()
     assert report.reported_user is None and report.message_id == bobs_message.id
+
+
+def test_the_ban_rule_lives_in_the_service(make_user):
+    from accounts import services
+    from chat_realtime.errors import ApplicationError
+
+    moderator = make_user(username="mod", is_staff=True)
+    staff = make_user(username="other.staff", is_staff=True)
+    boss = make_user(username="boss", is_staff=True, is_superuser=True)
+
+    with pytest.raises(ApplicationError, match="yourself"):
+        services.deactivate_user(user=moderator, moderator=moderator)
+    with pytest.raises(ApplicationError, match="superuser"):
+        services.deactivate_user(user=staff, moderator=moderator)
+    services.deactivate_user(user=staff, moderator=boss)
+
+    staff.refresh_from_db()
+    moderator.refresh_from_db()
+    assert (staff.is_active, moderator.is_active) == (False, True)

@@ -178,3 +178,14 @@ def test_a_password_set_in_the_admin_revokes_the_persons_tokens(mod_client, make
     )
 
     assert api.post("/api/auth/refresh", {"refresh": session["refresh"]}, format="json").status_code == 401
+
+
+def test_a_moderator_cannot_untick_active_on_staff(mod_client, make_user):
+    other_staff = make_user(username="other.mod2", is_staff=True)
+    regular = make_user(username="regular2")
+
+    staff_page = mod_client.get(f"/admin/accounts/user/{other_staff.pk}/change/").content.decode()
+    regular_page = mod_client.get(f"/admin/accounts/user/{regular.pk}/change/").content.decode()
+
+    assert 'name="is_active"' not in staff_page
+    assert 'name="is_active"' in regular_page
