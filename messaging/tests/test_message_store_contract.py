@@ -40,9 +40,15 @@ def store(request):
 @pytest.mark.skipif(
     not REAL_MONGODB, reason="MONGODB_URL is not set: the contract ran on mongomock, not a real MongoDB"
 )
-def test_a_real_mongodb_is_part_of_this_run():
-    """Stands in the report when no real MongoDB is configured, so its absence is seen."""
-    assert "mongodb" in STORES
+def test_the_app_reaches_the_real_mongodb_it_is_configured_with():
+    """The configured server answers and the store makes its indexes there (the contract then runs on it too)."""
+    name = f"chat_reach_{uuid.uuid4().hex[:8]}"
+    real = MongoMessageStore.connect(REAL_MONGODB, name)
+    try:
+        assert real.collection.database.client.admin.command("ping")["ok"] == 1
+        assert "one_message_per_client_id" in real.collection.index_information()
+    finally:
+        real.collection.database.client.drop_database(name)
 
 
 @pytest.mark.parametrize("store", [s for s in STORES if s != "orm"], indirect=True)
