@@ -183,6 +183,14 @@ def _log_in(page, url: str, username: str) -> None:
     expect(page.get_by_text("Pick a chat")).to_be_visible()
 
 
+def _alice_in_her_chat(browser, url: str, errors: list[str]):
+    page = browser.new_context().new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    _log_in(page, url, "alice")
+    page.locator(".chat-row").click()
+    return page
+
+
 def _in_a_thread(function):
     """Run database work beside Playwright's event loop (Django refuses it on that thread)."""
     import threading
@@ -204,10 +212,7 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)
-        page = browser.new_context().new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        _log_in(page, daphne_server.url, "alice")
-        page.locator(".chat-row").click()
+        page = _alice_in_her_chat(browser, daphne_server.url, errors)
         page.get_by_label("Message").fill("before the outage")
         page.get_by_label("Message").press("Enter")
         expect(page.locator(".bubble.mine:not(.pending)")).to_have_count(1)
@@ -254,10 +259,7 @@ def test_a_long_chat_loads_older_messages_and_refusals_are_shown(daphne_server, 
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)
-        page = browser.new_context().new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        _log_in(page, daphne_server.url, "alice")
-        page.locator(".chat-row").click()
+        page = _alice_in_her_chat(browser, daphne_server.url, errors)
         expect(page.locator(".bubble")).to_have_count(30)
 
         page.locator(".history").evaluate("history => history.scrollTop = 0")
