@@ -11,30 +11,42 @@ import io
 import itertools
 
 import pytest
-from django.core.cache import cache
+from django.conf import settings as django_settings
+from django.test import override_settings
 from PIL import Image
 from rest_framework.test import APIClient
 
-from chat_realtime import shared_redis
+from chat_realtime.tests import redis_namespace
 
 _numbers = itertools.count(1)
 PASSWORD = "correct-horse-battery-9"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _redis_namespace_of_this_run():
+    """Raw keys, cache keys and channel-layer channels of this run carry its own prefix.
+
+    Two runs on one Redis (another checkout, CI beside a developer) then neither
+    receive each other's live events nor delete each other's keys.
+    """
+    cache = {**django_settings.CACHES["default"], "KEY_PREFIX": redis_namespace.CACHE_KEY_PREFIX}
+    layer = django_settings.CHANNEL_LAYERS["default"]
+    if "CONFIG" in layer:  # channels-redis; the in-process layer crosses no process and has no prefix
+        layer = {**layer, "CONFIG": {**layer["CONFIG"], "prefix": redis_namespace.CHANNEL_LAYER_PREFIX}}
+    with override_settings(
+        REDIS_KEY_PREFIX=redis_namespace.REDIS_KEY_PREFIX,
+        CACHES={"default": cache},
+        CHANNEL_LAYERS={"default": layer},
+    ):
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _fresh_redis(settings):
-    """Each test starts with none of our keys. Only ours: a shared Redis keeps the rest."""
-    settings.REDIS_KEY_PREFIX = "test:"
-
-    def clear() -> None:
-        cache.delete_pattern("*")
-        redis = shared_redis.connection()
-        for key in redis.scan_iter(match="test:*", count=500):
-            redis.delete(key)
-
-    clear()
+def _fresh_redis():
+    """Each test starts with none of this run's keys. Only this run's: a shared Redis keeps the rest."""
+    redis_namespace.delete_this_runs_keys()
     yield
-    clear()
+    redis_namespace.delete_this_runs_keys()
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.management.commands.seed_demo import DEMO_PASSWORD, HISTORY_DAYS
 from accounts.models import User
 from chat_realtime import shared_redis
+from chat_realtime.tests import redis_namespace
 from friends.models import Friendship, Notification
 from friends.selectors import FriendshipState, friendship_states
 from messaging import store as store_module
@@ -76,7 +77,7 @@ def start_over() -> None:
     """A fresh, empty database and none of our Redis keys, as on a new machine."""
     call_command("flush", interactive=False, verbosity=0)
     redis = shared_redis.connection()
-    for key in redis.scan_iter(match="test:*", count=500):
+    for key in redis.scan_iter(match=f"{redis_namespace.REDIS_KEY_PREFIX}*", count=500):
         redis.delete(key)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from chat_realtime.tests import redis_namespace
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,7 +39,10 @@ class DaphneWorker:
             "REGISTER_RATE_LIMIT": "off",
             "PASSWORD_RESET_RATE_LIMIT": "off",
             "MESSAGE_RATE_LIMIT": "off",
-            "REDIS_KEY_PREFIX": "test:",
+            # This run's namespace (redis_namespace.py), so workers of concurrent runs never cross.
+            "REDIS_KEY_PREFIX": redis_namespace.REDIS_KEY_PREFIX,
+            "CACHE_KEY_PREFIX": redis_namespace.CACHE_KEY_PREFIX,
+            "CHANNEL_LAYER_PREFIX": redis_namespace.CHANNEL_LAYER_PREFIX,
             # The tests' own keys, so tokens they make are the workers' too.
             "SECRET_KEY": settings.SECRET_KEY,
             "ACCESS_TOKEN_SECRET": settings.ACCESS_TOKEN_SECRET,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from chat_realtime.tests import redis_namespace
 from chat_realtime.tests.servers import DaphneWorker
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,7 +34,7 @@ except ImportError:  # pragma: no cover - requirements-dev installs it
 def daphne_server(db, tmp_path):
     if sync_playwright is None or not CHROMIUM.exists():
         pytest.skip(f"browser tests did not run: Playwright or {CHROMIUM} is missing (.ci/run installs both)")
-    server = DaphneWorker(tmp_path, CACHE_KEY_PREFIX="test-browser")
+    server = DaphneWorker(tmp_path, CACHE_KEY_PREFIX=f"{redis_namespace.REDIS_KEY_PREFIX}browser")
     server.start()
     yield server
     server.stop()

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from chat_realtime.tests.servers import DaphneWorker, free_port
 from chat_realtime.tests.test_two_workers import FAST_PRESENCE, Client, connect
 from messaging.store import message_store
+from presence.services import online_users_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,7 +104,7 @@ async def test_workers_ride_out_a_redis_restart_and_lose_nothing_acknowledged(re
         import redis
 
         await asyncio.sleep(1.5)
-        online = await asyncio.to_thread(redis.Redis(port=private.port).smembers, "test:online_users")
+        online = await asyncio.to_thread(redis.Redis(port=private.port).smembers, online_users_key())
         assert {int(member) for member in online} == {alice.pk, bob.pk}
 
         stored_ids = {m.id for m in await sync_to_async(message_store().page_before)(chat.pk, before=None, limit=100)}

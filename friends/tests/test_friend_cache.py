@@ -5,6 +5,7 @@ import json
 import pytest
 
 from chat_realtime import shared_redis
+from chat_realtime.tests import redis_namespace
 from friends import cache, selectors, services
 from friends.cache import friends_info_key, friends_key
 
@@ -31,7 +32,7 @@ def test_reading_friends_fills_both_keys_from_the_database(user, bob, befriend):
 
     assert redis().smembers(friends_key(user.pk)) == {str(bob.pk).encode()}
     assert json.loads(redis().hget(friends_info_key(user.pk), str(bob.pk)))["chat_id"] == chat.pk
-    assert friends_key(user.pk) == f"test:friends:{user.pk}"
+    assert friends_key(user.pk) == f"{redis_namespace.REDIS_KEY_PREFIX}friends:{user.pk}"
 
 
 def test_someone_without_friends_is_cached_as_having_none(user):

@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from chat_realtime import shared_redis
+from chat_realtime.tests import redis_namespace
 from friends.cache import friends_info_key, friends_key
 
 # The command runs outside a transaction, as manage.py does: dropped keys go at once.
@@ -46,7 +47,7 @@ def test_flushed_keys_come_back_from_the_database(people):
     # Nobody: the "no friends" marker, so readers do not go to the database each time.
     assert redis().smembers(friends_key(carol.pk)) == {b"0"}
     assert redis().exists(friends_info_key(carol.pk))
-    assert friends_key(alice.pk) == f"test:friends:{alice.pk}"
+    assert friends_key(alice.pk) == f"{redis_namespace.REDIS_KEY_PREFIX}friends:{alice.pk}"
 
 
 def test_a_stale_key_is_replaced_by_what_the_database_says(people):
