@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -70,6 +71,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Browsers ask for HTML fragments (htmx swaps them in); API clients get JSON.
         self.wants_html = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("format") == ["html"]
         self.groups_joined: set[str] = set()
+        # chat id -> WriteGrant of this user's last send there (messaging.services).
+        self.write_grants: dict[int, Any] = {}
         await self.join_group(user_group(user.pk))
         await self.accept()
         online_friends = await database_sync_to_async(presence.connect)(
@@ -93,8 +96,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 logger.exception("presence heartbeat of user %s failed", self.user_id)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first closes stale database connections through a thread
+        # hop, on every frame. Not needed here: all our database work goes through
+        # database_sync_to_async, which closes them in the database thread around each call.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
         try:
-            await super().dispatch(message)
+            await handler(message)
         except Exception:
             # The consumer is going down without a websocket.disconnect: let go of presence here.
             await self.release()
@@ -181,6 +190,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """A group event published by a service: forward its frame, unless it excludes this connection."""
         if event.get("exclude_channel") == self.channel_name or event.get("exclude_user_id") == self.user_id:
             return
+        if event["frame"].get("type") == "friendship":
+            # Who may write to whom may have changed: the next send checks again.
+            self.write_grants.clear()
         if self.credentials_expired():
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return

@@ -7,10 +7,14 @@ Sending after commit means nobody hears of a change that was rolled back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import weakref
+from collections import deque
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -53,8 +57,60 @@ def _publish_on_commit(group: str, event: dict[str, Any]) -> None:
 
 
 def _send(group: str, event: dict[str, Any], handler: str = "deliver") -> None:
+    message = {"type": handler, **event}
+    loop = _serving_loop()
+    if loop is not None:
+        # In a server's database thread: hand the event to its loop and go on, rather than
+        # hold the one thread all database work shares until the layer has sent it.
+        try:
+            loop.call_soon_threadsafe(_hand_over, group, message)
+            return
+        except RuntimeError:  # the loop closed meanwhile
+            pass
     try:
-        async_to_sync(get_channel_layer().group_send)(group, {"type": handler, **event})
+        async_to_sync(get_channel_layer().group_send)(group, message)
     except Exception:
         # The change is committed; a lost live event is repaired by the client's next fetch.
         logger.exception("could not publish %s to %s", event["frame"].get("type"), group)
+
+
+def _serving_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop this thread works for (through sync_to_async), if any."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    return loop if loop.is_running() else None
+
+
+class Outbox:
+    """Events handed over by database threads, sent by the loop one after another: in the order committed."""
+
+    def __init__(self) -> None:
+        self.pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self.sending = False
+
+    def put(self, group: str, message: dict[str, Any]) -> None:
+        self.pending.append((group, message))
+        if not self.sending:
+            self.sending = True
+            asyncio.get_running_loop().create_task(self._send_all())
+
+    async def _send_all(self) -> None:
+        layer = get_channel_layer()
+        try:
+            while self.pending:
+                group, message = self.pending.popleft()
+                try:
+                    await layer.group_send(group, message)
+                except Exception:
+                    logger.exception("could not publish %s to %s", message["frame"].get("type"), group)
+        finally:
+            self.sending = False
+
+
+_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox] = weakref.WeakKeyDictionary()
+
+
+def _hand_over(group: str, message: dict[str, Any]) -> None:
+    # Runs on the loop itself, so the outboxes need no lock.
+    _outboxes.setdefault(asyncio.get_running_loop(), Outbox()).put(group, message)

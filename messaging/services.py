@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +33,14 @@ from chat_realtime.realtime import publish_to_chat, publish_to_user
 from messaging import events, selectors
 from messaging.models import Chat, ChatParticipant
 from messaging.store import MessageStoreUnavailable, StoredMessage, message_store
+from messaging.store.base import ClientKey, NewMessage
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_MAX_CHARS = 4000
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
 TYPING_EVERY_SECONDS = 2
+WRITE_GRANT_SECONDS = 30
 
 
 def get_or_create_direct_chat(*, user_a: User, user_b: User) -> Chat:
@@ -73,6 +76,33 @@ def _ensure_may_write(sender: User, chat: Chat) -> None:
         )
 
 
+@dataclass(frozen=True)
+class WriteGrant:
+    """What a full check found: `sender_id` may write into `chat_id`, as of `checked_at` (monotonic seconds).
+
+    A websocket keeps the grant it got with its last send and shows it with the
+    next one, which then skips the membership, account and friendship queries.
+    The connection drops its grants when a friendship of its user changes (and
+    closes when the account is deactivated); WRITE_GRANT_SECONDS bounds how
+    long a grant outlives a change whose event was lost.
+    """
+
+    sender_id: int
+    chat_id: int
+    checked_at: float
+
+    def covers(self, *, sender_id: int, chat_id: int) -> bool:
+        fresh = time.monotonic() - self.checked_at < WRITE_GRANT_SECONDS
+        return fresh and self.sender_id == sender_id and self.chat_id == chat_id
+
+
+def check_may_write(*, sender: User, chat_id: int) -> WriteGrant:
+    """The sender is in the chat and may write into it (404, 401 account_inactive, 403 not_friends otherwise)."""
+    membership = selectors.participant(user_id=sender.pk, chat_id=chat_id)
+    _ensure_may_write(sender, membership.chat)
+    return WriteGrant(sender_id=sender.pk, chat_id=chat_id, checked_at=time.monotonic())
+
+
 def _valid_client_id(client_id: Any) -> str:
     if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.fullmatch(client_id):
         raise ValidationFailed({"client_id": ["Give each message a client_id of 1 to 64 letters, digits, or - _ . :"]})
@@ -98,9 +128,23 @@ def _valid_text(text: Any, *, has_image: bool) -> str:
 
 
 @dataclass(frozen=True)
+class MessageDraft:
+    """One send, as an entry point received it: nothing checked yet."""
+
+    sender: User
+    chat_id: int
+    text: Any
+    client_id: Any
+    image: Any = None
+    origin_channel: str | None = None  # the connection it came from gets an ack instead of new_message
+    grant: WriteGrant | None = None
+
+
+@dataclass(frozen=True)
 class SentMessage:
     message: StoredMessage
     created: bool  # False: this client_id was sent before; `message` is the stored one
+    grant: WriteGrant
 
 
 def send_message(
@@ -112,31 +156,90 @@ def send_message(
     image: Any = None,
     origin_channel: str | None = None,
 ) -> SentMessage:
-    client_id = _valid_client_id(client_id)
-    membership = selectors.participant(user_id=sender.pk, chat_id=chat_id)
-    chat = membership.chat
-    _ensure_may_write(sender, chat)
+    draft = MessageDraft(
+        sender=sender, chat_id=chat_id, text=text, client_id=client_id, image=image, origin_channel=origin_channel
+    )
+    outcome = send_messages([draft])[0]
+    if isinstance(outcome, ApplicationError):
+        raise outcome
+    return outcome
+
+
+def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationError]:
+    """Several sends at once, each checked on its own: one store write and one SQL transaction for them all.
+
+    Answers in the order of `drafts`: the sent message, or the ApplicationError
+    that refused that one draft. If the store is down, every draft that needed
+    it is refused with `store_unavailable`; nothing is stored half.
+    """
+    outcomes: list[SentMessage | ApplicationError | None] = [None] * len(drafts)
+    grants: dict[int, WriteGrant] = {}
+    keys: dict[int, ClientKey] = {}
+    for index, draft in enumerate(drafts):
+        try:
+            grants[index] = _granted(draft)
+            keys[index] = (draft.chat_id, draft.sender.pk, _valid_client_id(draft.client_id))
+        except ApplicationError as error:
+            outcomes[index] = error
+
     store = message_store()
-
     try:
-        earlier = store.get_by_client_id(chat_id=chat.pk, sender_id=sender.pk, client_id=client_id)
+        earlier = store.find_by_client_ids(list(keys.values()))
     except MessageStoreUnavailable as error:
-        raise _store_down(error) from error
-    if earlier is not None:
-        _record(chat, sender, earlier, announce=False)
-        return SentMessage(message=earlier, created=False)
+        return _refused(outcomes, _store_down(error))
 
-    check_rate_limit("message", key=f"user:{sender.pk}", message="You are sending messages too fast. Wait a moment.")
-    text = _valid_text(text, has_image=image is not None)
-    image_url = message_image_url(image, chat_id=chat.pk) if image is not None else ""
-    try:
-        message, created = store.add(
-            chat_id=chat.pk, sender_id=sender.pk, text=text, image_url=image_url, client_id=client_id
-        )
-    except MessageStoreUnavailable as error:
-        raise _store_down(error) from error
-    _record(chat, sender, message, announce=created, origin_channel=origin_channel)
-    return SentMessage(message=message, created=created)
+    to_store: dict[int, NewMessage] = {}
+    recorded: list[tuple[MessageDraft, StoredMessage, bool]] = []
+    for index, key in keys.items():
+        draft = drafts[index]
+        if key in earlier:
+            # A resend: answer with what was stored (and repair the SQL side if an earlier try stopped short).
+            outcomes[index] = SentMessage(message=earlier[key], created=False, grant=grants[index])
+            recorded.append((draft, earlier[key], False))
+            continue
+        try:
+            to_store[index] = _new_message(draft, client_id=key[2])
+        except ApplicationError as error:
+            outcomes[index] = error
+
+    if to_store:
+        try:
+            stored = store.add_many(list(to_store.values()))
+        except MessageStoreUnavailable as error:
+            stored = []
+            _refused(outcomes, _store_down(error))
+        for index, (message, created) in zip(to_store, stored, strict=False):
+            outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
+            recorded.append((drafts[index], message, created))
+    if recorded:
+        _record(recorded)
+    return outcomes  # type: ignore[return-value]  # every slot is filled by now
+
+
+def _granted(draft: MessageDraft) -> WriteGrant:
+    if draft.grant is not None and draft.grant.covers(sender_id=draft.sender.pk, chat_id=draft.chat_id):
+        return draft.grant
+    return check_may_write(sender=draft.sender, chat_id=draft.chat_id)
+
+
+def _new_message(draft: MessageDraft, *, client_id: str) -> NewMessage:
+    """Checks that apply to new messages only: a resend is answered even while its sender is rate-limited."""
+    check_rate_limit(
+        "message", key=f"user:{draft.sender.pk}", message="You are sending messages too fast. Wait a moment."
+    )
+    text = _valid_text(draft.text, has_image=draft.image is not None)
+    image_url = message_image_url(draft.image, chat_id=draft.chat_id) if draft.image is not None else ""
+    return NewMessage(
+        chat_id=draft.chat_id, sender_id=draft.sender.pk, text=text, image_url=image_url, client_id=client_id
+    )
+
+
+def _refused(outcomes: list, error: ApplicationError) -> list[SentMessage | ApplicationError]:
+    """Every draft still unanswered gets `error`."""
+    for index, outcome in enumerate(outcomes):
+        if outcome is None:
+            outcomes[index] = error
+    return outcomes
 
 
 def _store_down(error: Exception) -> ApplicationError:
@@ -154,33 +257,76 @@ def _is_newer(message_id: str, than: str) -> bool:
 
 
 @transaction.atomic
-def _record(
-    chat: Chat, sender: User, message: StoredMessage, *, announce: bool, origin_channel: str | None = None
-) -> None:
-    """The SQL side of a stored message; announces it if asked, or if an earlier try never got this far."""
-    advanced = Chat.objects.filter(pk=chat.pk, last_activity_at__lt=message.created_at).update(
-        last_activity_at=message.created_at
-    )
+def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]]) -> None:
+    """The SQL side of stored messages, in one transaction: each chat's activity time, each sender's
+    read position; then, after commit, `new_message` to each chat and `chat_update` to each participant.
+
+    A message is announced when it was just stored, or when an earlier try
+    stored it but never got this far (the chat's activity time is older than it).
+    """
+    chat_ids = {message.chat_id for _, message, _ in recorded}
+    newest_in_chat: dict[int, StoredMessage] = {}
+    newest_of_sender: dict[tuple[int, int], StoredMessage] = {}
+    for _, message, _ in recorded:
+        for newest, key in (
+            (newest_in_chat, message.chat_id),
+            (newest_of_sender, (message.chat_id, message.sender_id)),
+        ):
+            if key not in newest or _is_newer(message.id, newest[key].id):
+                newest[key] = message
+    # Locked in one order (by id) by every writer, so concurrent batches cannot deadlock.
+    memberships = list(ChatParticipant.objects.select_for_update().filter(chat_id__in=chat_ids).order_by("pk"))
+    active_until = {}
+    if not all(created for _, _, created in recorded):
+        active_until = dict(Chat.objects.filter(pk__in=chat_ids).values_list("pk", "last_activity_at"))
+    _advance_chats(newest_in_chat)
+
     # What you send, you have read.
-    mine = ChatParticipant.objects.select_for_update().get(chat=chat, user=sender)
-    if _is_newer(message.id, mine.last_read_message_id):
-        mine.last_read_message_id = message.id
-        mine.save(update_fields=["last_read_message_id"])
-    if announce or advanced:
-        publish_to_chat(chat.pk, events.new_message_frame(message), exclude_channel=origin_channel)
-        # Counted after commit, outside the transaction: a failure here loses a badge update, never the message.
-        transaction.on_commit(
-            lambda: _publish_chat_updates(chat.pk, sender_id=sender.pk, last_message=message), robust=True
-        )
+    moved = []
+    for membership in memberships:
+        newest = newest_of_sender.get((membership.chat_id, membership.user_id))
+        if newest is not None and _is_newer(newest.id, membership.last_read_message_id):
+            membership.last_read_message_id = newest.id
+            moved.append(membership)
+    ChatParticipant.objects.bulk_update(moved, ["last_read_message_id"])
+
+    announced: dict[int, StoredMessage] = {}
+    for draft, message, created in recorded:
+        if created or message.created_at > active_until[message.chat_id]:
+            publish_to_chat(message.chat_id, events.new_message_frame(message), exclude_channel=draft.origin_channel)
+            announced[message.chat_id] = newest_in_chat[message.chat_id]
+    _publish_chat_updates(announced, [m for m in memberships if m.chat_id in announced])
 
 
-def _publish_chat_updates(chat_id: int, *, sender_id: int | None, last_message: StoredMessage | None) -> None:
-    for membership in ChatParticipant.objects.filter(chat_id=chat_id):
+def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:
+    """Move each chat's activity time forward (never back) to its newest message: one UPDATE per distinct time."""
+    chats_at: dict[Any, list[int]] = {}
+    for chat_id, message in newest_in_chat.items():
+        chats_at.setdefault(message.created_at, []).append(chat_id)
+    for created_at, chat_ids in chats_at.items():
+        Chat.objects.filter(pk__in=chat_ids, last_activity_at__lt=created_at).update(last_activity_at=created_at)
+
+
+def _publish_chat_updates(
+    latest: dict[int, StoredMessage | None], memberships: list[ChatParticipant], *, sender_known: bool = True
+) -> None:
+    """Each of these memberships gets its chat's newest message and its unread count, after commit.
+
+    Counted now, with the read positions this transaction sees; a count that
+    fails costs a badge update, never the message.
+    """
+    try:
+        counts = selectors.unread_counts(memberships)
+    except MessageStoreUnavailable:
+        logger.exception("could not count unread messages for chat updates")
+        return
+    for membership, unread in zip(memberships, counts, strict=True):
+        last_message = latest[membership.chat_id]
         frame = events.chat_update_frame(
-            chat_id=chat_id,
-            sender_id=sender_id,
+            chat_id=membership.chat_id,
+            sender_id=last_message.sender_id if sender_known and last_message else None,
             last_message=last_message,
-            unread_count=selectors.unread_count(membership),
+            unread_count=unread,
         )
         publish_to_user(membership.user_id, frame)
 
@@ -202,15 +348,7 @@ def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
     publish_to_chat(
         chat_id, events.read_frame(chat_id=chat_id, user_id=user.pk, message_id=message.id), exclude_user_id=user.pk
     )
-    publish_to_user(
-        user.pk,
-        events.chat_update_frame(
-            chat_id=chat_id,
-            sender_id=None,
-            last_message=message_store().latest(chat_id),
-            unread_count=selectors.unread_count(membership),
-        ),
-    )
+    _publish_chat_updates({chat_id: message_store().latest(chat_id)}, [membership], sender_known=False)
 
 
 def open_chat(*, user: User, chat_id: int) -> None:
@@ -248,8 +386,7 @@ def remove_message(*, message_id: str, moderator: User) -> StoredMessage:
     message = message_store().soft_delete(message_id, deleted_by=moderator.pk)
     publish_to_chat(message.chat_id, events.message_deleted_frame(message))
     latest = message_store().latest(message.chat_id)
-    transaction.on_commit(
-        lambda: _publish_chat_updates(message.chat_id, sender_id=None, last_message=latest), robust=True
-    )
+    memberships = list(ChatParticipant.objects.filter(chat_id=message.chat_id))
+    _publish_chat_updates({message.chat_id: latest}, memberships, sender_known=False)
     resolve_reports(target_key=f"message:{message.id}", action=Report.Action.MESSAGE_REMOVED, moderator=moderator)
     return message

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 
-from chat_realtime.errors import ValidationFailed
+from chat_realtime.errors import ApplicationError, ValidationFailed
 from messaging import events, services
+from messaging.group_commit import send_queue
 
 if TYPE_CHECKING:
     from chat_realtime.consumers import RealtimeConsumer
@@ -42,13 +43,21 @@ async def leave_chat(connection: RealtimeConsumer, frame: Frame) -> Frame:
 
 
 async def send_message(connection: RealtimeConsumer, frame: Frame) -> Frame:
-    sent = await database_sync_to_async(services.send_message)(
+    chat_id = _chat_id(frame)
+    draft = services.MessageDraft(
         sender=connection.user,
-        chat_id=_chat_id(frame),
+        chat_id=chat_id,
         text=frame.get("text"),
         client_id=frame.get("client_id"),
         origin_channel=connection.channel_name,
+        grant=connection.write_grants.get(chat_id),
     )
+    try:
+        sent = await send_queue().send(draft)
+    except ApplicationError:
+        connection.write_grants.pop(chat_id, None)
+        raise
+    connection.write_grants[chat_id] = sent.grant
     return events.message_ack_frame(sent.message)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chat_realtime.errors import ApplicationError
 
@@ -53,12 +53,47 @@ class StoredMessage:
         return self.deleted_at is not None
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to store, before it has an id."""
+
+    chat_id: int
+    sender_id: int
+    text: str
+    image_url: str
+    client_id: str
+
+    @property
+    def client_key(self) -> ClientKey:
+        return (self.chat_id, self.sender_id, self.client_id)
+
+
+class UnreadWindow(NamedTuple):
+    """One participant's unread messages: in `chat_id`, after `after` (all if None), not their own."""
+
+    chat_id: int
+    after: str | None
+    reader_id: int
+
+
+# (chat_id, sender_id, client_id): what makes a send unique, so a resend stores nothing new.
+ClientKey = tuple[int, int, str]
+
+
 class MessageStore(Protocol):
     def add(
         self, *, chat_id: int, sender_id: int, text: str, image_url: str, client_id: str
     ) -> tuple[StoredMessage, bool]:
         """Store a message; (message, True). If this sender already sent `client_id`
         in this chat, nothing is written: (the earlier message, False)."""
+
+    def add_many(self, messages: list[NewMessage]) -> list[tuple[StoredMessage, bool]]:
+        """`add` for several messages in one write (a group commit), answered in the same order.
+
+        Ids follow the list's order; all are stored, or MessageStoreUnavailable and none."""
+
+    def find_by_client_ids(self, keys: list[ClientKey]) -> dict[ClientKey, StoredMessage]:
+        """The messages already sent under these client keys, in one round trip."""
 
     def get(self, message_id: str) -> StoredMessage | None: ...
 
@@ -75,6 +110,9 @@ class MessageStore(Protocol):
 
     def count_after_many(self, positions: dict[int, str | None], *, exclude_sender_id: int) -> dict[int, int]:
         """count_after for many chats in one round trip: chat id -> read position in, chat id -> count out."""
+
+    def count_unread(self, windows: list[UnreadWindow]) -> list[int]:
+        """Each window's count, in one round trip, answered in the same order."""
 
     def latest(self, chat_id: int) -> StoredMessage | None: ...
 

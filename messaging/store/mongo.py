@@ -27,11 +27,19 @@ from datetime import UTC, datetime
 import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
-from messaging.store.base import InvalidMessageId, MessageStoreUnavailable, StoredMessage
+from messaging.store.base import (
+    ClientKey,
+    InvalidMessageId,
+    MessageStoreUnavailable,
+    NewMessage,
+    StoredMessage,
+    UnreadWindow,
+)
 
 COLLECTION = "messages"
+DUPLICATE_KEY = 11000
 
 
 def _stored(doc: dict) -> StoredMessage:
@@ -97,26 +105,50 @@ class MongoMessageStore:
             raise InvalidMessageId(message_id) from None
 
     def add(self, *, chat_id, sender_id, text, image_url, client_id):
+        return self.add_many([NewMessage(chat_id, sender_id, text, image_url, client_id)])[0]
+
+    def add_many(self, messages):
         created_at = _now_ms()
-        doc = {
-            "_id": _time_ordered_id(created_at),
-            "chat_id": chat_id,
-            "sender_id": sender_id,
-            "text": text,
-            "image_url": image_url,
-            "client_id": client_id,
-            "created_at": created_at,
-        }
+        docs = [
+            {
+                "_id": _time_ordered_id(created_at),
+                "chat_id": m.chat_id,
+                "sender_id": m.sender_id,
+                "text": m.text,
+                "image_url": m.image_url,
+                "client_id": m.client_id,
+                "created_at": created_at,
+            }
+            for m in messages
+        ]
+        duplicates: set[int] = set()
         try:
-            self.collection.insert_one(doc)
-            return _stored(doc), True
-        except DuplicateKeyError:
-            existing = self.get_by_client_id(chat_id=chat_id, sender_id=sender_id, client_id=client_id)
-            if existing is None:
-                raise MessageStoreUnavailable("message store: duplicate without an original") from None
-            return existing, False
+            # Unordered: a resent client id fails alone, the others are written.
+            self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            failures = error.details.get("writeErrors", [])
+            if any(failure["code"] != DUPLICATE_KEY for failure in failures) or error.details.get("writeConcernErrors"):
+                raise MessageStoreUnavailable(f"message store: {error}") from error
+            duplicates = {failure["index"] for failure in failures}
         except PyMongoError as error:
             raise MessageStoreUnavailable(f"message store: {error}") from error
+        earlier = self.find_by_client_ids([messages[i].client_key for i in duplicates])
+        answers = []
+        for index, (message, doc) in enumerate(zip(messages, docs, strict=True)):
+            if index not in duplicates:
+                answers.append((_stored(doc), True))
+            elif message.client_key in earlier:
+                answers.append((earlier[message.client_key], False))
+            else:
+                raise MessageStoreUnavailable("message store: duplicate without an original")
+        return answers
+
+    def find_by_client_ids(self, keys: list[ClientKey]) -> dict[ClientKey, StoredMessage]:
+        if not keys:
+            return {}
+        match = {"$or": [{"chat_id": c, "sender_id": s, "client_id": k} for c, s, k in keys]}
+        docs = self._run(lambda: list(self.collection.find(match)))
+        return {(d["chat_id"], d["sender_id"], d["client_id"]): _stored(d) for d in docs}
 
     def get(self, message_id):
         try:
@@ -182,6 +214,28 @@ class MongoMessageStore:
         ]
         counted = {row["_id"]: row["n"] for row in self._run(lambda: list(self.collection.aggregate(pipeline)))}
         return {chat_id: counted.get(chat_id, 0) for chat_id in positions}
+
+    def count_unread(self, windows):
+        if not windows:
+            return []
+
+        def window(w: UnreadWindow) -> dict:
+            return (
+                {"chat_id": w.chat_id, "_id": {"$gt": self.order_key(w.after)}} if w.after else {"chat_id": w.chat_id}
+            )
+
+        def counted(w: UnreadWindow) -> dict:
+            conditions = [{"$eq": ["$chat_id", w.chat_id]}, {"$ne": ["$sender_id", w.reader_id]}]
+            if w.after:
+                conditions.append({"$gt": ["$_id", self.order_key(w.after)]})
+            return {"$sum": {"$cond": [{"$and": conditions}, 1, 0]}}
+
+        pipeline = [
+            {"$match": {"$or": [window(w) for w in windows]}},
+            {"$group": {"_id": None, **{f"n{i}": counted(w) for i, w in enumerate(windows)}}},
+        ]
+        rows = self._run(lambda: list(self.collection.aggregate(pipeline)))
+        return [rows[0][f"n{i}"] if rows else 0 for i in range(len(windows))]
 
     def search(self, *, chat_id=None, sender_id=None, text=None, since=None, until=None, limit=50):
         query: dict = {}

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from functools import reduce
+from operator import or_
+
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from messaging.models import Message
-from messaging.store.base import InvalidMessageId, MessageStoreUnavailable, StoredMessage
+from messaging.store.base import (
+    ClientKey,
+    InvalidMessageId,
+    MessageStoreUnavailable,
+    NewMessage,
+    StoredMessage,
+    UnreadWindow,
+)
 
 
 def _stored(row: Message) -> StoredMessage:
@@ -39,24 +49,58 @@ class OrmMessageStore:
         return value
 
     def add(self, *, chat_id, sender_id, text, image_url, client_id):
+        return self.add_many([NewMessage(chat_id, sender_id, text, image_url, client_id)])[0]
+
+    def add_many(self, messages):
+        created_at = _now()
+        rows = [
+            Message(
+                chat_id=m.chat_id,
+                sender_id=m.sender_id,
+                text=m.text,
+                image_url=m.image_url,
+                client_id=m.client_id,
+                created_at=created_at,
+            )
+            for m in messages
+        ]
         try:
             with transaction.atomic():
-                row = Message.objects.create(
-                    chat_id=chat_id,
-                    sender_id=sender_id,
-                    text=text,
-                    image_url=image_url,
-                    client_id=client_id,
-                    created_at=_now(),
-                )
+                Message.objects.bulk_create(rows)
+        except IntegrityError:
+            # One of them was sent before (a resend racing its original): one at a time, each finds its answer.
+            return [self._add_one(row) for row in rows]
+        except DatabaseError as error:
+            raise _unavailable(error) from error
+        if any(row.pk is None for row in rows):
+            # MySQL (unlike MariaDB and SQLite) does not return the ids of a bulk insert.
+            stored = self.find_by_client_ids([m.client_key for m in messages])
+            return [(stored[m.client_key], True) for m in messages]
+        return [(_stored(row), True) for row in rows]
+
+    def _add_one(self, row: Message) -> tuple[StoredMessage, bool]:
+        try:
+            with transaction.atomic():
+                row.pk = None
+                row.save(force_insert=True)
             return _stored(row), True
         except IntegrityError:
-            existing = self.get_by_client_id(chat_id=chat_id, sender_id=sender_id, client_id=client_id)
+            existing = self.get_by_client_id(chat_id=row.chat_id, sender_id=row.sender_id, client_id=row.client_id)
             if existing is None:
                 raise
             return existing, False
         except DatabaseError as error:
             raise _unavailable(error) from error
+
+    def find_by_client_ids(self, keys: list[ClientKey]) -> dict[ClientKey, StoredMessage]:
+        if not keys:
+            return {}
+        match = reduce(
+            or_,
+            (Q(chat_id=chat_id, sender_id=sender_id, client_id=client_id) for chat_id, sender_id, client_id in keys),
+        )
+        rows = self._query(lambda: list(Message.objects.filter(match)))
+        return {(row.chat_id, row.sender_id, row.client_id): _stored(row) for row in rows}
 
     def get(self, message_id):
         try:
@@ -99,6 +143,19 @@ class OrmMessageStore:
         rows = Message.objects.filter(window).exclude(sender_id=exclude_sender_id)
         counted = self._query(lambda: dict(rows.values("chat_id").annotate(n=Count("id")).values_list("chat_id", "n")))
         return {chat_id: counted.get(chat_id, 0) for chat_id in positions}
+
+    def count_unread(self, windows):
+        if not windows:
+            return []
+
+        def window(w: UnreadWindow) -> Q:
+            return Q(chat_id=w.chat_id, pk__gt=self.order_key(w.after)) if w.after else Q(chat_id=w.chat_id)
+
+        # One scan of the windows' index ranges, each counted with its own condition.
+        counts = {f"n{i}": Count("pk", filter=window(w) & ~Q(sender_id=w.reader_id)) for i, w in enumerate(windows)}
+        rows = Message.objects.filter(reduce(or_, (window(w) for w in windows)))
+        totals = self._query(lambda: rows.aggregate(**counts))
+        return [totals[f"n{i}"] for i in range(len(windows))]
 
     def latest(self, chat_id):
         page = self.page_before(chat_id, before=None, limit=1)

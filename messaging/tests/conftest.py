@@ -31,7 +31,7 @@ def broken_store(mongo_store, monkeypatch):
     def unreachable(*args, **kwargs):
         raise AutoReconnect("connection refused")
 
-    for operation in ("insert_one", "find_one", "find", "count_documents", "update_one"):
+    for operation in ("insert_one", "insert_many", "find_one", "find", "count_documents", "update_one", "aggregate"):
         monkeypatch.setattr(mongo_store.collection, operation, unreachable)
     return mongo_store
 

@@ -233,14 +233,14 @@ async def test_sending_works_again_when_the_store_returns(friends_with_chat, mon
 
     alice, bob, chat = friends_with_chat
     alice_tab, bob_tab = await joined(alice, chat), await joined(bob, chat)
-    real_insert = mongo_store.collection.insert_one
+    real_insert = mongo_store.collection.insert_many
 
     def down(*args, **kwargs):
         raise AutoReconnect("connection refused")
 
-    monkeypatch.setattr(mongo_store.collection, "insert_one", down)
+    monkeypatch.setattr(mongo_store.collection, "insert_many", down)
     refused = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "one", "client_id": "b1"})
-    monkeypatch.setattr(mongo_store.collection, "insert_one", real_insert)
+    monkeypatch.setattr(mongo_store.collection, "insert_many", real_insert)
     retried = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "one", "client_id": "b1"})
 
     assert refused["code"] == "store_unavailable"

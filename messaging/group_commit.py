@@ -1,0 +1,70 @@
+"""Group commit of websocket sends: the drafts that arrive while one batch is
+being written go into the next, as one store write and one SQL transaction.
+
+Nothing waits for a batch to fill: a lone send is written at once, as before.
+Under load, each batch takes whatever queued up during the previous one, so
+the database thread does one job per batch instead of one per message, and
+every message is still acknowledged only after it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+from channels.db import database_sync_to_async
+
+from chat_realtime.errors import ApplicationError
+from messaging import services
+
+# Enough to amortise a commit; small enough that one batch never holds the database thread for long.
+MAX_BATCH = 100
+
+
+class SendQueue:
+    def __init__(self) -> None:
+        self.waiting: list[tuple[services.MessageDraft, asyncio.Future]] = []
+        self.writing = False
+
+    async def send(self, draft: services.MessageDraft) -> services.SentMessage:
+        """Send one draft with whatever else is queued; raises the ApplicationError that refused it."""
+        answer = asyncio.get_running_loop().create_future()
+        self.waiting.append((draft, answer))
+        if not self.writing:
+            self.writing = True
+            asyncio.get_running_loop().create_task(self._write_all())
+        # If this sender goes away meanwhile, the write still happens; only the answer is dropped.
+        outcome = await answer
+        if isinstance(outcome, ApplicationError):
+            raise outcome
+        return outcome
+
+    async def _write_all(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+                try:
+                    outcomes = await database_sync_to_async(services.send_messages)([draft for draft, _ in batch])
+                except Exception as error:
+                    # The database itself failed (the store's refusals are outcomes): every sender hears of it.
+                    for _, answer in batch:
+                        if not answer.done():
+                            answer.set_exception(error)
+                    continue
+                for (_, answer), outcome in zip(batch, outcomes, strict=True):
+                    if not answer.done():
+                        answer.set_result(outcome)
+        finally:
+            self.writing = False
+
+
+# One queue per event loop: the queue's futures belong to the loop that made them.
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SendQueue] = weakref.WeakKeyDictionary()
+
+
+def send_queue() -> SendQueue:
+    loop = asyncio.get_running_loop()
+    queue = _queues.get(loop)
+    if queue is None:
+        queue = _queues[loop] = SendQueue()
+    return queue
