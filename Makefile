@@ -6,7 +6,7 @@ PORT ?= 8000
 # Development and tests run with DEBUG on unless the environment says otherwise.
 DEV_ENV := DEBUG=$${DEBUG:-true}
 
-.PHONY: run test lint format migrate install install-dev clean seed bench bench-full
+.PHONY: run run-cluster test lint format migrate install install-dev clean seed bench bench-full
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ var/.demo-seeded:
 
 run: migrate var/.demo-seeded
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$${PORT:-$(PORT)}
+
+# N daphne workers behind nginx on PORT, sharing the machine's Redis and the database (docs/deployment.md).
+N ?= 2
+run-cluster: install
+	$(DEV_ENV) REDIS_HOST=$${REDIS_HOST:-127.0.0.1} \
+		$(BIN)/python manage.py run_cluster --workers $(N) --port $${PORT:-$(PORT)}
 
 test: install-dev
 	$(DEV_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)

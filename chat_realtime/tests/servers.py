@@ -24,6 +24,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def app_environment(var_dir: Path, **environment: str) -> dict[str, str]:
+    """The environment of a process serving the app beside the tests: their database, keys and Redis namespace."""
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "VAR_DIR": str(var_dir),
+        "LOGIN_RATE_LIMIT": "off",
+        "REGISTER_RATE_LIMIT": "off",
+        "PASSWORD_RESET_RATE_LIMIT": "off",
+        "MESSAGE_RATE_LIMIT": "off",
+        # This run's namespace (redis_namespace.py), so workers of concurrent runs never cross.
+        "REDIS_KEY_PREFIX": redis_namespace.REDIS_KEY_PREFIX,
+        "CACHE_KEY_PREFIX": redis_namespace.CACHE_KEY_PREFIX,
+        "CHANNEL_LAYER_PREFIX": redis_namespace.CHANNEL_LAYER_PREFIX,
+        # The tests' own keys, so tokens they make are the workers' too.
+        "SECRET_KEY": settings.SECRET_KEY,
+        "ACCESS_TOKEN_SECRET": settings.ACCESS_TOKEN_SECRET,
+        **environment,
+    }
+    database = connection.settings_dict
+    if connection.vendor == "sqlite":
+        env["SQLITE_PATH"] = str(database["NAME"])
+    else:
+        env["DB_NAME"] = str(database["NAME"])
+    return env
+
+
 class DaphneWorker:
     """One worker: `start()`, `stop()` (a clean shutdown), `kill()` (no goodbye), `url`."""
 
@@ -31,28 +58,7 @@ class DaphneWorker:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
-        self.env = {
-            **os.environ,
-            "DEBUG": "true",
-            "VAR_DIR": str(var_dir),
-            "LOGIN_RATE_LIMIT": "off",
-            "REGISTER_RATE_LIMIT": "off",
-            "PASSWORD_RESET_RATE_LIMIT": "off",
-            "MESSAGE_RATE_LIMIT": "off",
-            # This run's namespace (redis_namespace.py), so workers of concurrent runs never cross.
-            "REDIS_KEY_PREFIX": redis_namespace.REDIS_KEY_PREFIX,
-            "CACHE_KEY_PREFIX": redis_namespace.CACHE_KEY_PREFIX,
-            "CHANNEL_LAYER_PREFIX": redis_namespace.CHANNEL_LAYER_PREFIX,
-            # The tests' own keys, so tokens they make are the workers' too.
-            "SECRET_KEY": settings.SECRET_KEY,
-            "ACCESS_TOKEN_SECRET": settings.ACCESS_TOKEN_SECRET,
-            **environment,
-        }
-        database = connection.settings_dict
-        if connection.vendor == "sqlite":
-            self.env["SQLITE_PATH"] = str(database["NAME"])
-        else:
-            self.env["DB_NAME"] = str(database["NAME"])
+        self.env = app_environment(var_dir, **environment)
         self.process: subprocess.Popen | None = None
         var_dir.mkdir(parents=True, exist_ok=True)
         # A file, not a pipe: nobody reads the worker's log while it runs, and a full pipe would block it.
