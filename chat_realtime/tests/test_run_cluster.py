@@ -23,11 +23,14 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.conf import settings
 
 from accounts.models import User
-from chat_realtime import shared_redis
-from chat_realtime.management.commands.run_cluster import NGINX_INSTALL_HINT, find_nginx, nginx_config
+from chat_realtime.management.commands.run_cluster import (
+    NGINX_INSTALL_HINT,
+    find_nginx,
+    nginx_config,
+    redis_problem,
+)
 from chat_realtime.tests.servers import app_environment, free_port
 from conftest import PASSWORD
 
@@ -53,15 +56,12 @@ class Cluster:
 
 
 def missing_for_a_cluster() -> str | None:
-    """Why a cluster cannot run here, or None."""
+    """Why a cluster cannot run here, or None: the command's own checks."""
     if find_nginx() is None:
         return f"nginx is missing, so the local cluster test did not run: {NGINX_INSTALL_HINT} (.ci/run installs it)"
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer":
-        return "REDIS_HOST is not set, so the local cluster test did not run: its workers share events through Redis"
-    try:
-        shared_redis.connection().ping()
-    except shared_redis.RedisError as error:
-        return f"Redis (REDIS_HOST) does not answer, so the local cluster test did not run: {error}"
+    problem = redis_problem()
+    if problem:
+        return f"the local cluster test did not run: {problem}"
     if connect is None:
         return "the websockets client is not installed (requirements-dev.txt has it)"
     return None

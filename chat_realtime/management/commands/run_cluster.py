@@ -134,6 +134,25 @@ def health(url: str) -> str | None:
         return str(error)
 
 
+def redis_problem() -> str | None:
+    """Why the workers could not share live events and presence through Redis, or None when they can."""
+    layer = settings.CHANNEL_LAYERS["default"]
+    if layer["BACKEND"] == "channels.layers.InMemoryChannelLayer":
+        return (
+            "REDIS_HOST is not set: workers share live events and presence only through Redis. "
+            "Set it (`make run-cluster` uses 127.0.0.1 when unset)."
+        )
+    address = urlsplit(layer["CONFIG"]["hosts"][0])
+    try:
+        shared_redis.connection().ping()
+    except shared_redis.RedisError as error:
+        return (
+            f"Redis at {address.hostname}:{address.port or 6379} does not answer ({error}). Start it "
+            "(`sudo apt-get install redis-server`, or `redis-server --port 6379`) or point REDIS_HOST at one."
+        )
+    return None
+
+
 class _Stop(Exception):
     """Ctrl-C (SIGINT) or SIGTERM: time to stop the cluster."""
 
@@ -157,7 +176,9 @@ class Command(BaseCommand):
         nginx = find_nginx()
         if nginx is None:
             raise CommandError(f"nginx is not installed: {NGINX_INSTALL_HINT}.")
-        self.check_redis()
+        problem = redis_problem()
+        if problem:
+            raise CommandError(problem)
         if not port_is_free(LOOPBACK, port):
             raise CommandError(f"Port {port} is taken: choose another (PORT=9000 make run-cluster).")
 
@@ -212,22 +233,6 @@ class Command(BaseCommand):
             for number, handler in previous_handlers.items():
                 signal.signal(number, handler)
         self.stdout.write("Stopped nginx and every worker.")
-
-    def check_redis(self) -> None:
-        layer = settings.CHANNEL_LAYERS["default"]
-        if layer["BACKEND"] == "channels.layers.InMemoryChannelLayer":
-            raise CommandError(
-                "REDIS_HOST is not set: workers share live events and presence only through Redis. "
-                "Set it (`make run-cluster` uses 127.0.0.1 when unset)."
-            )
-        address = urlsplit(layer["CONFIG"]["hosts"][0])
-        try:
-            shared_redis.connection().ping()
-        except shared_redis.RedisError as error:
-            raise CommandError(
-                f"Redis at {address.hostname}:{address.port or 6379} does not answer ({error}). Start it "
-                "(`sudo apt-get install redis-server`, or `redis-server --port 6379`) or point REDIS_HOST at one."
-            ) from None
 
     def start_worker(self, port: int) -> subprocess.Popen:
         environment = {
