@@ -186,13 +186,14 @@ def _fakeredis_connection_class():
 
 
 def channel_layers_config(env: Mapping[str, str]) -> dict:
-    """channels-redis (pub/sub flavour) when REDIS_HOST is set, in-process otherwise."""
+    """channels-redis's pub/sub layer, local members first (chat_realtime.channel_layer), when REDIS_HOST is set;
+    in-process otherwise."""
     url = redis_url(env)
     if url is None:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     return {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "chat_realtime.channel_layer.LocalFirstPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [url],
                 "prefix": env.get("CHANNEL_LAYER_PREFIX", "chat"),

@@ -23,7 +23,7 @@ async def test_the_channel_layer_of_this_run_names_its_channels_with_the_runs_pr
     layer = get_channel_layer()
     channel = await layer.new_channel()
 
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"):
+    if settings.CHANNEL_LAYERS["default"]["BACKEND"] != "channels.layers.InMemoryChannelLayer":
         # Pub/sub channels ignore the Redis database number: only the prefix keeps runs apart.
         assert layer.prefix == redis_namespace.CHANNEL_LAYER_PREFIX
         assert channel.startswith(redis_namespace.CHANNEL_LAYER_PREFIX)

@@ -35,7 +35,7 @@ FAST_PRESENCE = {"PRESENCE_HEARTBEAT_SECONDS": "0.5", "PRESENCE_TTL_SECONDS": "2
 
 @pytest.fixture
 def workers(tmp_path):
-    if not settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"):
+    if settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer":
         pytest.skip("REDIS_HOST is not set: two worker processes share state only through a real Redis")
     if connect is None:
         pytest.skip("the websockets client is not installed (requirements-dev.txt has it)")

@@ -1,0 +1,101 @@
+"""channels-redis's pub/sub layer, delivering to this worker's own group members at once.
+
+The stock layer sends every group message through Redis, even when the only
+members of the group are connections of this very process: a write to Redis,
+a read back, a decode, and only then delivery. Here `group_send` puts the
+message straight into the queues of this process's members and publishes it,
+tagged with this layer's id, for the other workers; the copy Redis echoes back
+to this process is dropped. Publishes queued while one is being written go to
+Redis together in one pipeline, in the order they were sent.
+
+Everything else (channels, subscriptions, reconnection) is channels-redis's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+from channels_redis.utils import _wrap_close
+
+logger = logging.getLogger(__name__)
+
+ORIGIN_BYTES = 16
+
+
+class LocalFirstPubSubChannelLayer(RedisPubSubChannelLayer):
+    def _get_layer(self) -> LocalFirstLoopLayer:
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = self._layers[loop] = LocalFirstLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            _wrap_close(self, loop)
+        return layer
+
+
+class LocalFirstLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.origin = uuid.uuid4().bytes
+        self._shards = [TaggedShardConnection(shard.host, self) for shard in self._shards]
+
+    async def group_send(self, group: str, message: dict) -> None:
+        group_channel = self._get_group_channel_name(group)
+        data = self.channel_layer.serialize(message)
+        for channel in self.groups.get(group_channel, ()):
+            queue = self.channels.get(channel)
+            if queue is not None:
+                queue.put_nowait(data)
+        await self._get_shard(group_channel).publish_batched(group_channel, self.origin + data)
+
+
+class TaggedShardConnection(RedisSingleShardConnection):
+    """One Redis connection of the layer: drops its own group messages, batches its publishes."""
+
+    def __init__(self, host, channel_layer: LocalFirstLoopLayer) -> None:
+        super().__init__(host, channel_layer)
+        self._outgoing: deque[tuple[str, bytes]] = deque()
+        self._written: asyncio.Future | None = None
+
+    async def publish_batched(self, channel: str, message: bytes) -> None:
+        """Publish with whatever else is waiting: one round trip for all of them, in order."""
+        self._outgoing.append((channel, message))
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+            # Every sender may have stopped waiting by the time a failure is known; it is theirs, not the loop's.
+            self._written.add_done_callback(lambda written: written.exception())
+            asyncio.get_running_loop().create_task(self._write_outgoing(self._written))
+        await asyncio.shield(self._written)
+
+    async def _write_outgoing(self, written: asyncio.Future) -> None:
+        # Let the senders of this loop iteration queue up before the first write.
+        await asyncio.sleep(0)
+        try:
+            async with self._lock:
+                batch, self._outgoing, self._written = self._outgoing, deque(), None
+                self._ensure_redis()
+                pipeline = self._redis.pipeline(transaction=False)
+                for channel, message in batch:
+                    pipeline.publish(channel, message)
+                await pipeline.execute()
+        except Exception as error:
+            written.set_exception(error)
+        else:
+            written.set_result(None)
+
+    def _receive_message(self, message: dict | None) -> None:
+        if message is None:
+            return
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        if name not in self.channel_layer.groups:
+            super()._receive_message(message)
+            return
+        data = message["data"]
+        if data[:ORIGIN_BYTES] == self.channel_layer.origin:
+            return  # delivered locally when it was sent
+        super()._receive_message({**message, "data": data[ORIGIN_BYTES:]})
