@@ -241,3 +241,60 @@ def test_a_malformed_cursor_is_refused(store, bad_cursor):
 def test_an_unreachable_mongodb_raises_store_unavailable():
     with pytest.raises(MessageStoreUnavailable):
         MongoMessageStore.connect("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", "nowhere")
+
+
+def test_add_many_stores_in_order_and_answers_a_resent_client_id_with_the_original(store):
+    from messaging.store.base import NewMessage
+
+    earlier = add(store, client_id="sent-before")
+    batch = [
+        NewMessage(1, 10, "one", "", "n1"),
+        NewMessage(1, 10, "again", "", "sent-before"),
+        NewMessage(2, 11, "two", "", "n2"),
+        NewMessage(1, 10, "one again", "", "n1"),
+    ]
+
+    answers = store.add_many(batch)
+
+    assert [(m.text, created) for m, created in answers] == [
+        ("one", True),
+        ("hi", False),
+        ("two", True),
+        ("one", False),
+    ]
+    assert answers[1][0].id == earlier.id and answers[3][0].id == answers[0][0].id
+    assert store.order_key(answers[0][0].id) < store.order_key(answers[2][0].id)
+    assert store.count_after(1, after=None) == 2
+
+
+def test_find_by_client_ids_finds_exactly_the_keys_asked_for(store):
+    a = add(store, chat_id=1, sender_id=10, client_id="x")
+    b = add(store, chat_id=2, sender_id=11, client_id="y")
+    add(store, chat_id=1, sender_id=11, client_id="x")  # same client id, another sender: not asked for
+
+    found = store.find_by_client_ids([(1, 10, "x"), (2, 11, "y"), (2, 10, "x"), (3, 12, "z")])
+
+    assert {key: m.id for key, m in found.items()} == {(1, 10, "x"): a.id, (2, 11, "y"): b.id}
+    assert store.find_by_client_ids([]) == {}
+
+
+def test_count_unread_counts_each_window_from_its_own_position_leaving_out_the_reader(store):
+    from messaging.store.base import UnreadWindow
+
+    first = add(store, chat_id=1, sender_id=11)
+    add(store, chat_id=1, sender_id=10)
+    add(store, chat_id=1, sender_id=11)
+    add(store, chat_id=2, sender_id=12)
+
+    counts = store.count_unread(
+        [
+            UnreadWindow(1, None, 10),  # everything from the others
+            UnreadWindow(1, first.id, 10),  # after the first message
+            UnreadWindow(1, None, 11),
+            UnreadWindow(2, None, 10),
+            UnreadWindow(3, None, 10),  # an empty chat
+        ]
+    )
+
+    assert counts == [2, 1, 1, 1, 0]
+    assert store.count_unread([]) == []

@@ -1,0 +1,169 @@
+"""Sends that arrive together are written together, and each is still answered on its own."""
+
+import asyncio
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat_realtime.errors import ApplicationError
+from chat_realtime.tests.sockets import ask, close, of_type, open_socket
+from chat_realtime.tests.sockets import drain as drain_all
+from messaging import services
+from messaging.group_commit import send_queue
+from messaging.store import message_store
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def draft(sender, chat, client_id, text="hi", **extra) -> services.MessageDraft:
+    return services.MessageDraft(sender=sender, chat_id=chat.pk, text=text, client_id=client_id, **extra)
+
+
+def test_a_batch_stores_each_new_message_once_and_answers_in_order(friends_with_chat, unlimited_messages):
+    alice, bob, chat = friends_with_chat
+
+    outcomes = services.send_messages(
+        [draft(alice, chat, "a1", "one"), draft(bob, chat, "b1", "two"), draft(alice, chat, "a2", "three")]
+    )
+
+    assert [o.message.text for o in outcomes] == ["one", "two", "three"]
+    assert all(o.created for o in outcomes)
+    ids = [o.message.id for o in outcomes]
+    store = message_store()
+    assert sorted(ids, key=store.order_key) == ids
+    assert [m.id for m in reversed(store.page_before(chat.pk, before=None, limit=10))] == ids
+
+
+def test_a_refused_draft_fails_alone(friends_with_chat, make_user, unlimited_messages):
+    alice, bob, chat = friends_with_chat
+    stranger = make_user()
+
+    outcomes = services.send_messages(
+        [
+            draft(alice, chat, "ok1"),
+            draft(stranger, chat, "no1"),  # not in the chat
+            draft(alice, chat, "bad id!"),  # malformed client id
+            draft(alice, chat, "empty", text="   "),
+            draft(bob, chat, "ok2"),
+        ]
+    )
+
+    assert [o.code if isinstance(o, ApplicationError) else "sent" for o in outcomes] == [
+        "sent",
+        "not_found",
+        "validation_error",
+        "validation_error",
+        "sent",
+    ]
+    assert message_store().count_after(chat.pk, after=None) == 2
+
+
+def test_a_resend_in_the_same_batch_as_its_original_is_stored_once(friends_with_chat, unlimited_messages):
+    alice, _, chat = friends_with_chat
+
+    first, again = services.send_messages([draft(alice, chat, "same"), draft(alice, chat, "same")])
+
+    assert first.created and not again.created
+    assert again.message.id == first.message.id
+    assert message_store().count_after(chat.pk, after=None) == 1
+
+
+def test_the_chat_moves_up_and_each_sender_has_read_what_they_sent(friends_with_chat, unlimited_messages):
+    alice, bob, chat = friends_with_chat
+    before = chat.last_activity_at
+
+    a, b = services.send_messages([draft(alice, chat, "a1"), draft(bob, chat, "b1")])
+
+    chat.refresh_from_db()
+    positions = dict(chat.participants.values_list("user_id", "last_read_message_id"))
+    assert chat.last_activity_at > before
+    assert positions == {alice.pk: a.message.id, bob.pk: b.message.id}
+
+
+def test_when_the_store_is_down_every_draft_of_the_batch_is_refused(friends_with_chat, broken_store):
+    alice, bob, chat = friends_with_chat
+
+    outcomes = services.send_messages([draft(alice, chat, "a1"), draft(bob, chat, "b1")])
+
+    assert [o.code for o in outcomes] == ["store_unavailable", "store_unavailable"]
+
+
+def test_a_grant_skips_the_checks_until_it_expires(friends_with_chat, unlimited_messages, monkeypatch, make_user):
+    alice, bob, chat = friends_with_chat
+    grant = services.send_message(sender=alice, chat_id=chat.pk, text="hi", client_id="g1").grant
+    from friends import services as friends_services
+
+    friends_services.unfriend(user=alice, friend_id=bob.pk)
+
+    with_grant = services.send_messages([draft(alice, chat, "g2", grant=grant)])[0]
+    someone_elses = services.send_messages([draft(make_user(), chat, "g3", grant=grant)])[0]
+    monkeypatch.setattr(services, "WRITE_GRANT_SECONDS", 0)
+    expired = services.send_messages([draft(alice, chat, "g4", grant=grant)])[0]
+
+    assert with_grant.created
+    assert someone_elses.code == "not_found"  # a grant covers its own sender and chat only
+    assert expired.code == "not_friends"
+
+
+async def test_concurrent_sends_share_one_database_call(friends_with_chat, unlimited_messages, monkeypatch):
+    alice, bob, chat = friends_with_chat
+    batches = []
+    real_send_messages = services.send_messages
+
+    def recording(drafts):
+        batches.append(len(drafts))
+        return real_send_messages(drafts)
+
+    monkeypatch.setattr(services, "send_messages", recording)
+    queue = send_queue()
+
+    sent = await asyncio.gather(*(queue.send(draft(alice, chat, f"c{n}")) for n in range(10)))
+
+    assert sorted(s.message.client_id for s in sent) == sorted(f"c{n}" for n in range(10))
+    assert sum(batches) == 10 and len(batches) < 10
+    assert await sync_to_async(message_store().count_after)(chat.pk, after=None) == 10
+
+
+async def test_a_refusal_in_a_shared_batch_reaches_only_its_sender(friends_with_chat, make_user, unlimited_messages):
+    alice, bob, chat = friends_with_chat
+    stranger = await sync_to_async(make_user)()
+    queue = send_queue()
+
+    good, bad = await asyncio.gather(
+        queue.send(draft(alice, chat, "ok")), queue.send(draft(stranger, chat, "no")), return_exceptions=True
+    )
+
+    assert good.created
+    assert isinstance(bad, ApplicationError) and bad.code == "not_found"
+
+
+async def test_after_unfriending_an_open_socket_stops_sending_at_once(friends_with_chat, unlimited_messages):
+    """The socket's grant from its earlier sends is dropped when the friendship event reaches it."""
+    alice, bob, chat = friends_with_chat
+    from friends import services as friends_services
+
+    alice_tab = await open_socket(alice)
+    await ask(alice_tab, {"type": "join_chat", "chat_id": chat.pk})
+    sent = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "hi", "client_id": "u1"})
+    await sync_to_async(friends_services.unfriend)(user=bob, friend_id=alice.pk)
+    frames = await drain_all(alice_tab)
+
+    refused = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "hey?", "client_id": "u2"})
+
+    assert sent["type"] == "message_ack"
+    assert of_type(frames, "friendship")
+    assert (refused["code"], refused["client_id"]) == ("not_friends", "u2")
+    await close(alice_tab)
+
+
+def test_grants_expire_by_the_clock(friends_with_chat):
+    alice, _, chat = friends_with_chat
+    grant = services.check_may_write(sender=alice, chat_id=chat.pk)
+    stale = services.WriteGrant(
+        sender_id=alice.pk, chat_id=chat.pk, checked_at=time.monotonic() - services.WRITE_GRANT_SECONDS
+    )
+
+    assert grant.covers(sender_id=alice.pk, chat_id=chat.pk)
+    assert not grant.covers(sender_id=alice.pk, chat_id=chat.pk + 1)
+    assert not stale.covers(sender_id=alice.pk, chat_id=chat.pk)
