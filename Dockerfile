@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# chat-realtime: daphne serving chat_realtime.asgi:application.
+# chat-realtime: `manage.py serve` (uvicorn) serving chat_realtime.asgi:application.
 #
 #   docker build -t chat-realtime .
 #   docker compose up            # with MySQL, Redis and MongoDB (see docker-compose.yml)
@@ -70,5 +70,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import os, urllib.request as r; host = (os.environ.get('ALLOWED_HOSTS') or 'localhost').split(',')[0].strip().lstrip('.').replace('*', 'localhost'); r.urlopen(r.Request('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), headers={'Host': host}), timeout=4)" || exit 1
 
-# Apply migrations, then hand the process over to daphne (exec: it gets the signals).
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec daphne -b 0.0.0.0 -p \"${PORT:-8000}\" chat_realtime.asgi:application"]
+# Apply migrations, then hand the process over to the server (exec: it gets the signals).
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec python manage.py serve --host 0.0.0.0 --port \"${PORT:-8000}\""]

@@ -32,9 +32,9 @@ var/.demo-seeded:
 	touch $@
 
 run: migrate var/.demo-seeded
-	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$${PORT:-$(PORT)}
+	$(DEV_ENV) $(BIN)/python manage.py serve --reload --port $${PORT:-$(PORT)}
 
-# N daphne workers behind nginx on PORT, sharing the machine's Redis and the database (docs/deployment.md).
+# N workers (`manage.py serve`) behind nginx on PORT, sharing the machine's Redis and the database (docs/deployment.md).
 N ?= 2
 run-cluster: install
 	$(DEV_ENV) REDIS_HOST=$${REDIS_HOST:-127.0.0.1} \

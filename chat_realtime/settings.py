@@ -452,11 +452,12 @@ X_FRAME_OPTIONS = "DENY"
 # The container health check speaks plain HTTP from inside.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+LOG_LEVEL = ENV.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": ENV.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # The development server's access log has a handler of its own.
     "loggers": {"django.channels.server": {"propagate": False}},
 }

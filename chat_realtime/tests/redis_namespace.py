@@ -2,7 +2,7 @@
 
 Drawn once per process, so once per test run (and once per worker process if
 the run is ever split over several). conftest.py puts the test process's
-settings under it; servers.py hands it to the daphne workers the tests start.
+settings under it; servers.py hands it to the worker processes the tests start.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Real daphne worker processes on the test database, for tests that cross real sockets."""
+"""Real worker processes (`manage.py serve`, as in production) on the test database, across real sockets."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def app_environment(var_dir: Path, **environment: str) -> dict[str, str]:
     return env
 
 
-class DaphneWorker:
+class WorkerProcess:
     """One worker: `start()`, `stop()` (a clean shutdown), `kill()` (no goodbye), `url`."""
 
     def __init__(self, var_dir: Path, **environment: str) -> None:
@@ -62,21 +62,12 @@ class DaphneWorker:
         self.process: subprocess.Popen | None = None
         var_dir.mkdir(parents=True, exist_ok=True)
         # A file, not a pipe: nobody reads the worker's log while it runs, and a full pipe would block it.
-        self.log = var_dir / f"daphne-{self.port}.log"
+        self.log = var_dir / f"worker-{self.port}.log"
 
-    def start(self) -> DaphneWorker:
+    def start(self) -> WorkerProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "chat_realtime.asgi:application",
-                ],
+                [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT,
                 env=self.env,
                 stdout=subprocess.DEVNULL,
@@ -90,7 +81,7 @@ class DaphneWorker:
                 if self.process.poll() is not None:
                     raise RuntimeError(self.log.read_text(errors="replace")[-4000:]) from None
                 time.sleep(0.1)
-        raise RuntimeError("daphne did not start")
+        raise RuntimeError("the worker did not start")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,6 +1,6 @@
 """Two people use the app in a real browser (Debian's Chromium, driven by Playwright).
 
-The app runs in a real daphne process on the test database, so everything the
+The app runs in a real worker process (`manage.py serve`) on the test database, so everything the
 browser does crosses real HTTP and a real websocket. Set SAVE_SCREENSHOTS=1 to
 refresh the screenshots in docs/screenshots/.
 """
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from chat_realtime.tests import redis_namespace
-from chat_realtime.tests.servers import DaphneWorker
+from chat_realtime.tests.servers import WorkerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -31,18 +31,18 @@ except ImportError:  # pragma: no cover - requirements-dev installs it
 
 
 @pytest.fixture
-def daphne_server(db, tmp_path):
+def app_server(db, tmp_path):
     if sync_playwright is None or not CHROMIUM.exists():
         pytest.skip(f"browser tests did not run: Playwright or {CHROMIUM} is missing (.ci/run installs both)")
-    server = DaphneWorker(tmp_path, CACHE_KEY_PREFIX=f"{redis_namespace.REDIS_KEY_PREFIX}browser")
+    server = WorkerProcess(tmp_path, CACHE_KEY_PREFIX=f"{redis_namespace.REDIS_KEY_PREFIX}browser")
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def live_server_url(daphne_server):
-    return daphne_server.url
+def live_server_url(app_server):
+    return app_server.url
 
 
 def _launch(playwright):
@@ -204,7 +204,7 @@ def _in_a_thread(function):
 
 
 def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubling(
-    daphne_server, friends_with_chat, settings
+    app_server, friends_with_chat, settings
 ):
     from messaging import services as messaging_services
 
@@ -213,13 +213,13 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, daphne_server.url, errors)
+        page = _alice_in_her_chat(browser, app_server.url, errors)
         page.get_by_label("Message").fill("before the outage")
         page.get_by_label("Message").press("Enter")
         expect(page.locator(".bubble.mine:not(.pending)")).to_have_count(1)
 
         # The server goes away; meanwhile bob writes (through another worker, say).
-        daphne_server.stop()
+        app_server.stop()
         _in_a_thread(
             lambda: messaging_services.send_message(
                 sender=bob, chat_id=chat.pk, text="while you were away", client_id="b1"
@@ -230,7 +230,7 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
         page.get_by_label("Message").press("Enter")
         expect(page.locator(".bubble.failed")).to_be_visible()
 
-        daphne_server.start()
+        app_server.start()
         # The page reconnects by itself and fetches what it missed, once.
         expect(page.locator(".bubble.theirs", has_text="while you were away")).to_have_count(1, timeout=20000)
         # ...and sends again what could not go out, under the same client_id.
@@ -249,7 +249,7 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
     assert errors == []
 
 
-def test_a_long_chat_loads_older_messages_and_refusals_are_shown(daphne_server, friends_with_chat, settings):
+def test_a_long_chat_loads_older_messages_and_refusals_are_shown(app_server, friends_with_chat, settings):
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
@@ -260,7 +260,7 @@ def test_a_long_chat_loads_older_messages_and_refusals_are_shown(daphne_server, 
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, daphne_server.url, errors)
+        page = _alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble")).to_have_count(30)
 
         page.locator(".history").evaluate("history => history.scrollTop = 0")

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from django.db import connection
 
-from chat_realtime.tests.servers import DaphneWorker
+from chat_realtime.tests.servers import WorkerProcess
 from chat_realtime.tests.test_two_workers import FAST_PRESENCE, Client, connect, http
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +32,7 @@ def worker(tmp_path):
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE USER IF NOT EXISTS '{WORKER_USER}'@'%' IDENTIFIED BY 'drop-test-pw'")
         cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{WORKER_USER}'@'%'")
-    started = DaphneWorker(
+    started = WorkerProcess(
         tmp_path, DB_USER=WORKER_USER, DB_PASSWORD="drop-test-pw", DB_CONN_MAX_AGE="600", **FAST_PRESENCE
     ).start()
     yield started

@@ -261,12 +261,12 @@ def test_dockerfile_runs_as_a_non_root_user():
     assert users[-1].split(":")[0] not in {"root", "0"}
 
 
-def test_dockerfile_serves_the_asgi_application_with_daphne_after_migrating():
+def test_dockerfile_serves_the_app_with_the_serve_command_after_migrating():
     commands = [arguments for keyword, arguments in final_stage() if keyword in {"CMD", "ENTRYPOINT"}]
     assert commands
     command = commands[-1]
-    assert "daphne" in command and "chat_realtime.asgi:application" in command
-    assert command.index("migrate") < command.index("daphne")
+    assert "manage.py serve --host 0.0.0.0" in command
+    assert command.index("migrate") < command.index("serve")
 
 
 def test_dockerfile_bakes_no_secret_into_the_image_environment():

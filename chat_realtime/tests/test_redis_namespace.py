@@ -8,7 +8,7 @@ from django.core.cache import cache
 
 from chat_realtime import shared_redis
 from chat_realtime.tests import redis_namespace
-from chat_realtime.tests.servers import DaphneWorker
+from chat_realtime.tests.servers import WorkerProcess
 
 
 def test_raw_keys_and_cache_keys_of_this_run_start_with_its_own_prefix():
@@ -48,7 +48,7 @@ def test_cleaning_up_deletes_this_runs_keys_and_leaves_another_runs_alone():
 
 
 def test_worker_processes_get_this_runs_prefixes(tmp_path):
-    env = DaphneWorker(tmp_path).env
+    env = WorkerProcess(tmp_path).env
 
     assert env["REDIS_KEY_PREFIX"] == redis_namespace.REDIS_KEY_PREFIX
     assert env["CACHE_KEY_PREFIX"] == redis_namespace.CACHE_KEY_PREFIX

@@ -14,7 +14,7 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat_realtime.tests.servers import DaphneWorker, free_port
+from chat_realtime.tests.servers import WorkerProcess, free_port
 from chat_realtime.tests.test_two_workers import FAST_PRESENCE, Client, connect
 from messaging.store import message_store
 from presence.services import online_users_key
@@ -60,7 +60,7 @@ def redis_and_workers(tmp_path):
     private = PrivateRedis(tmp_path)
     private.start()
     environment = {**FAST_PRESENCE, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(private.port), "REDIS_DB": "0"}
-    workers = [DaphneWorker(tmp_path / name, **environment).start() for name in ("a", "b")]
+    workers = [WorkerProcess(tmp_path / name, **environment).start() for name in ("a", "b")]
     yield private, workers
     for worker in workers:
         worker.stop()

@@ -1,4 +1,4 @@
-"""`manage.py run_cluster` (what `make run-cluster` runs): daphne workers behind nginx on one port.
+"""`manage.py run_cluster` (what `make run-cluster` runs): worker processes behind nginx on one port.
 
 The command runs as a person would start it, on the tests' database and Redis,
 and is stopped the way Ctrl-C stops it. It needs nginx and a real Redis

@@ -1,4 +1,4 @@
-"""Two real daphne worker processes on one Redis, MySQL/SQLite and message store.
+"""Two real worker processes (`manage.py serve`) on one Redis, MySQL/SQLite and message store.
 
 Clients spread over both chat, see each other's presence and notifications;
 every message is stored once and delivered to every connected participant,
@@ -19,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat_realtime.tests.servers import DaphneWorker
+from chat_realtime.tests.servers import WorkerProcess
 from messaging.store import message_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +39,7 @@ def workers(tmp_path):
         pytest.skip("REDIS_HOST is not set: two worker processes share state only through a real Redis")
     if connect is None:
         pytest.skip("the websockets client is not installed (requirements-dev.txt has it)")
-    started = [DaphneWorker(tmp_path / name, **FAST_PRESENCE).start() for name in ("a", "b")]
+    started = [WorkerProcess(tmp_path / name, **FAST_PRESENCE).start() for name in ("a", "b")]
     yield started
     for worker in started:
         worker.stop()
@@ -48,7 +48,7 @@ def workers(tmp_path):
 class Client:
     """A websocket client of one user on one worker, recording every frame it receives."""
 
-    def __init__(self, user, worker: DaphneWorker) -> None:
+    def __init__(self, user, worker: WorkerProcess) -> None:
         self.user = user
         self.url = f"{worker.ws_url}?token={AccessToken.for_user(user)}"
         self.frames: list[dict] = []
@@ -100,7 +100,7 @@ class Client:
         ]
 
 
-def http(worker: DaphneWorker, user, method: str, path: str, body: dict | None = None) -> dict:
+def http(worker: WorkerProcess, user, method: str, path: str, body: dict | None = None) -> dict:
     request = urllib.request.Request(
         worker.url + path,
         method=method,

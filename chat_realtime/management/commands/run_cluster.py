@@ -1,4 +1,4 @@
-"""`manage.py run_cluster --workers N`: N daphne workers behind nginx on one port, on this machine.
+"""`manage.py run_cluster --workers N`: N workers (`manage.py serve`) behind nginx on one port, on this machine.
 
 What `docker compose up --scale web=N` does, without Docker: the workers share
 what they share in production (this configuration's database, Redis for live
@@ -165,7 +165,7 @@ class Command(BaseCommand):
     help = "Run N daphne workers behind nginx on PORT, sharing Redis and the database, until Ctrl-C."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--workers", type=int, default=2, help="how many daphne workers (default 2)")
+        parser.add_argument("--workers", type=int, default=2, help="how many workers (default 2)")
         parser.add_argument(
             "--port", type=int, default=settings.PORT, help="the port nginx listens on (default PORT, 8000)"
         )
@@ -243,7 +243,7 @@ class Command(BaseCommand):
         }
         # Its own session: Ctrl-C reaches this command only, which then stops everything in order.
         return subprocess.Popen(  # noqa: S603 - our own arguments
-            [sys.executable, "-m", "daphne", "-b", LOOPBACK, "-p", str(port), "chat_realtime.asgi:application"],
+            [sys.executable, "manage.py", "serve", "--host", LOOPBACK, "--port", str(port)],
             cwd=settings.BASE_DIR,
             env=environment,
             start_new_session=True,
@@ -271,7 +271,7 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def stop(self, processes: list[tuple[str, subprocess.Popen]]) -> None:
-        """SIGTERM to all at once (nginx: fast shutdown; daphne: closes its sockets), then wait."""
+        """SIGTERM to all at once (nginx: fast shutdown; workers: close their sockets), then wait."""
         for _, process in processes:
             if process.poll() is None:
                 process.terminate()

@@ -1,0 +1,44 @@
+"""`manage.py serve`: the one way the app is started, configured as it was measured."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken
+from websockets.asyncio.client import connect
+
+from chat_realtime.management.commands.serve import server_options
+from chat_realtime.tests.servers import WorkerProcess
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_server_runs_on_uvloop_and_httptools_without_compressing_websocket_frames(settings):
+    settings.WEBSOCKET_MAX_FRAME_CHARS = 1000
+
+    options = server_options(host="0.0.0.0", port=9000)
+
+    assert (options["loop"], options["http"], options["ws"]) == ("uvloop", "httptools", "websockets-sansio")
+    assert options["ws_per_message_deflate"] is False
+    assert options["ws_max_size"] == 4000  # room for 1000 characters of UTF-8, no more
+    assert (options["host"], options["port"], options["reload"]) == ("0.0.0.0", 9000, False)
+
+
+def test_a_served_worker_answers_http_and_an_authenticated_websocket_without_deflate(user, tmp_path):
+    worker = WorkerProcess(tmp_path).start()
+    try:
+
+        async def talk() -> tuple[dict, str | None]:
+            # The client offers permessage-deflate; the server must not take it.
+            async with connect(f"{worker.ws_url}?token={AccessToken.for_user(user)}") as socket:
+                first = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+                return first, socket.response.headers.get("Sec-WebSocket-Extensions")
+
+        first, extensions = asyncio.run(talk())
+    finally:
+        worker.stop()
+
+    assert first["type"] == "online_friends"
+    assert extensions is None
