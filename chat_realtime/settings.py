@@ -190,7 +190,7 @@ def channel_layers_config(env: Mapping[str, str]) -> dict:
     in-process otherwise."""
     url = redis_url(env)
     if url is None:
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        return {"default": {"BACKEND": "chat_realtime.channel_layer.InProcessChannelLayer"}}
     return {
         "default": {
             "BACKEND": "chat_realtime.channel_layer.LocalFirstPubSubChannelLayer",

@@ -1,16 +1,19 @@
-"""The channel layer on Redis delivers to this worker's own members at once and to other workers through Redis."""
+"""The channel layers: in one process (embedded defaults), and on Redis, where a worker's own members get
+messages at once and other workers' members get them through Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 
-from chat_realtime.channel_layer import LocalFirstPubSubChannelLayer
+from chat_realtime import channel_layer
+from chat_realtime.channel_layer import InProcessChannelLayer, LocalFirstPubSubChannelLayer
 from chat_realtime.tests import redis_namespace
 
-pytestmark = pytest.mark.skipif(
+needs_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_HOST"),
     reason="REDIS_HOST is not set: the Redis channel layer is tested against a real Redis (CI runs it)",
 )
@@ -39,6 +42,7 @@ async def received(layer, channel: str, *, within: float = 2.0) -> list[dict]:
         return messages
 
 
+@needs_redis
 async def test_a_member_on_the_sending_worker_gets_each_group_message_once():
     here = worker_layer()
     try:
@@ -51,6 +55,7 @@ async def test_a_member_on_the_sending_worker_gets_each_group_message_once():
         await here.flush()
 
 
+@needs_redis
 async def test_a_member_on_another_worker_gets_it_through_redis_once():
     here, there = worker_layer(), worker_layer()
     try:
@@ -65,6 +70,7 @@ async def test_a_member_on_another_worker_gets_it_through_redis_once():
         await there.flush()
 
 
+@needs_redis
 async def test_messages_sent_together_arrive_in_order_on_every_worker():
     here, there = worker_layer(), worker_layer()
     try:
@@ -80,6 +86,7 @@ async def test_messages_sent_together_arrive_in_order_on_every_worker():
         await there.flush()
 
 
+@needs_redis
 async def test_a_worker_without_members_of_the_group_gets_nothing():
     here, there = worker_layer(), worker_layer()
     try:
@@ -92,3 +99,43 @@ async def test_a_worker_without_members_of_the_group_gets_nothing():
     finally:
         await here.flush()
         await there.flush()
+
+
+async def test_in_one_process_every_member_gets_each_group_message_once_in_order():
+    layer = InProcessChannelLayer()
+    first, second, outsider = await member(layer, "chat.1"), await member(layer, "chat.1"), await layer.new_channel()
+
+    for n in range(3):
+        await layer.group_send("chat.1", {"type": "deliver", "n": n})
+
+    expected = [{"type": "deliver", "n": n} for n in range(3)]
+    assert await received(layer, first) == expected
+    assert await received(layer, second) == expected
+    assert await received(layer, outsider, within=0.2) == []
+
+
+async def test_in_one_process_a_membership_lasts_as_long_as_the_socket(monkeypatch):
+    monkeypatch.setattr(channel_layer, "EXPIRY_SCAN_EVERY_SECONDS", 0)
+    layer = InProcessChannelLayer(group_expiry=1)
+    channel = await member(layer, "chat.2")
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    await layer.group_send("chat.2", {"type": "deliver"})
+
+    assert await received(layer, channel) == [{"type": "deliver"}]
+
+
+async def test_in_one_process_a_channel_nobody_reads_is_dropped_from_its_groups_when_its_messages_expire(
+    monkeypatch,
+):
+    monkeypatch.setattr(channel_layer, "EXPIRY_SCAN_EVERY_SECONDS", 0)
+    layer = InProcessChannelLayer(expiry=1)
+    await member(layer, "chat.3")
+    await layer.group_send("chat.3", {"type": "deliver"})
+    later = time.time() + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    await layer.group_send("chat.3", {"type": "deliver"})  # the scan runs first, then nobody is left to send to
+
+    assert layer.groups.get("chat.3", {}) == {}

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from chat_realtime import shared_redis
+from chat_realtime.channel_layer import reaches_other_processes
 from chat_realtime.tests import redis_namespace
 from chat_realtime.tests.servers import WorkerProcess
 
@@ -23,7 +24,7 @@ async def test_the_channel_layer_of_this_run_names_its_channels_with_the_runs_pr
     layer = get_channel_layer()
     channel = await layer.new_channel()
 
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"] != "channels.layers.InMemoryChannelLayer":
+    if reaches_other_processes(settings.CHANNEL_LAYERS["default"]):
         # Pub/sub channels ignore the Redis database number: only the prefix keeps runs apart.
         assert layer.prefix == redis_namespace.CHANNEL_LAYER_PREFIX
         assert channel.startswith(redis_namespace.CHANNEL_LAYER_PREFIX)

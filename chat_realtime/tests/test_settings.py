@@ -50,7 +50,7 @@ def test_db_variables_switch_to_mysql_with_utf8mb4():
 
 
 def test_without_redis_host_cache_and_channel_layer_stay_in_process():
-    assert channel_layers_config({})["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert channel_layers_config({})["default"]["BACKEND"] == "chat_realtime.channel_layer.InProcessChannelLayer"
     cache = cache_config({})["default"]
     assert cache["BACKEND"] == "django_redis.cache.RedisCache"
     assert cache["OPTIONS"]["CONNECTION_POOL_KWARGS"]["connection_class"].__module__.startswith("fakeredis")
@@ -88,7 +88,7 @@ def test_the_running_settings_follow_the_environment_of_this_run():
     if os.environ.get("REDIS_HOST"):
         assert project_settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("LocalFirstPubSubChannelLayer")
     else:
-        assert project_settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+        assert project_settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InProcessChannelLayer")
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from chat_realtime.channel_layer import reaches_other_processes
 from chat_realtime.tests.servers import WorkerProcess
 from messaging.store import message_store
 
@@ -35,7 +36,7 @@ FAST_PRESENCE = {"PRESENCE_HEARTBEAT_SECONDS": "0.5", "PRESENCE_TTL_SECONDS": "2
 
 @pytest.fixture
 def workers(tmp_path):
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer":
+    if not reaches_other_processes(settings.CHANNEL_LAYERS["default"]):
         pytest.skip("REDIS_HOST is not set: two worker processes share state only through a real Redis")
     if connect is None:
         pytest.skip("the websockets client is not installed (requirements-dev.txt has it)")

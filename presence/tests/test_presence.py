@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chat_realtime import shared_redis
+from chat_realtime.channel_layer import reaches_other_processes
 from chat_realtime.tests.sockets import close, drain, open_socket
 from friends import services as friends_services
 from presence import selectors, services
@@ -214,7 +215,7 @@ async def test_presence_rebuilds_on_the_next_heartbeat_after_redis_is_flushed(tr
 
 async def test_two_workers_share_presence_through_redis(trio, settings):
     """Bob's tabs on two workers (two channel layers on one Redis), alice on a third."""
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer":
+    if not reaches_other_processes(settings.CHANNEL_LAYERS["default"]):
         pytest.skip("REDIS_HOST is not set: workers share presence only through a real Redis")
     from channels.routing import ProtocolTypeRouter, URLRouter
     from django.urls import path

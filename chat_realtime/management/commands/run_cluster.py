@@ -31,6 +31,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from chat_realtime import shared_redis
+from chat_realtime.channel_layer import reaches_other_processes
 
 LOOPBACK = "127.0.0.1"
 NGINX_INSTALL_HINT = "install it with `sudo apt-get install nginx` (Debian, Ubuntu), or your system's nginx package"
@@ -137,7 +138,7 @@ def health(url: str) -> str | None:
 def redis_problem() -> str | None:
     """Why the workers could not share live events and presence through Redis, or None when they can."""
     layer = settings.CHANNEL_LAYERS["default"]
-    if layer["BACKEND"] == "channels.layers.InMemoryChannelLayer":
+    if not reaches_other_processes(layer):
         return (
             "REDIS_HOST is not set: workers share live events and presence only through Redis. "
             "Set it (`make run-cluster` uses 127.0.0.1 when unset)."
