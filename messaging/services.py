@@ -2,12 +2,16 @@
 
 Sending a message, in order:
 1. check: the sender is in the chat, may still write into it, is not flooding,
-   and the message is valid;
+   and the message is valid (a websocket shows the WriteGrant of its last send
+   instead of asking the database again);
 2. store it (MongoDB or the SQL store): the message exists before anyone hears of it;
 3. record it on the SQL side in one transaction: the chat's activity time and
    the sender's read position;
 4. after that commit, publish `new_message` to the chat and `chat_update` to
    each participant.
+Websocket sends that arrive together go through these steps as one batch
+(messaging.group_commit, `send_messages`): one store write and one SQL
+transaction for the batch, each draft still checked and answered on its own.
 The store is outside the SQL transaction. If step 3 fails, the message is
 stored but nobody was told and the sender gets an error; resending the same
 `client_id` finds the stored message, records it and acks it, so a retry
