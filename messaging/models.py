@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 
 
 class Chat(models.Model):
@@ -26,12 +26,33 @@ class Chat(models.Model):
         return f"{low}:{high}"
 
 
+class ChatParticipantQuerySet(models.QuerySet):
+    def set_read_positions(self, positions: dict[int, str]) -> None:
+        """Set each membership's (by id) last read message in one UPDATE.
+
+        Written out: for the few rows of one batch of sends, building the
+        equivalent `bulk_update` cost more than running it (measured, bench/).
+        """
+        if not positions:
+            return
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        cases = " ".join("WHEN %s THEN %s" for _ in positions)
+        ids = ", ".join("%s" for _ in positions)
+        params = [value for pair in positions.items() for value in pair] + list(positions)
+        # Only placeholders and the quoted table name go into the text; every value is a parameter.
+        sql = f"UPDATE {table} SET last_read_message_id = CASE id {cases} END WHERE id IN ({ids})"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
 class ChatParticipant(models.Model):
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="participants")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships")
     joined_at = models.DateTimeField(auto_now_add=True)
     # Id of the newest message this participant has read (opaque store id).
     last_read_message_id = models.CharField(max_length=64, blank=True, default="")
+
+    objects = ChatParticipantQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chat", "user"], name="one_membership_per_chat")]

@@ -286,13 +286,12 @@ def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]]) -> None:
     _advance_chats(newest_in_chat)
 
     # What you send, you have read.
-    moved = []
+    moved = {}
     for membership in memberships:
         newest = newest_of_sender.get((membership.chat_id, membership.user_id))
         if newest is not None and _is_newer(newest.id, membership.last_read_message_id):
-            membership.last_read_message_id = newest.id
-            moved.append(membership)
-    ChatParticipant.objects.bulk_update(moved, ["last_read_message_id"])
+            membership.last_read_message_id = moved[membership.pk] = newest.id
+    ChatParticipant.objects.set_read_positions(moved)
 
     announced: dict[int, StoredMessage] = {}
     for draft, message, created in recorded:
