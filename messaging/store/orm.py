@@ -91,15 +91,14 @@ class OrmMessageStore:
     def find_by_client_ids(self, keys: list[ClientKey]) -> dict[ClientKey, StoredMessage]:
         if not keys:
             return {}
-        wanted = set(keys)
-        # Three IN lists (cheap to build, one index range) may match a few more rows; keep the exact keys.
-        rows = Message.objects.filter(
-            chat_id__in={key[0] for key in keys},
-            sender_id__in={key[1] for key in keys},
-            client_id__in={key[2] for key in keys},
-        )
-        found = {(row.chat_id, row.sender_id, row.client_id): row for row in self._query(lambda: list(rows))}
-        return {key: _stored(row) for key, row in found.items() if key in wanted}
+        # Written out as one row-value IN: each key is one index lookup. (Three IN lists probe the
+        # product of the lists; an OR of Q objects costs more to build than to run; measured, bench/.)
+        table = connection.ops.quote_name(Message._meta.db_table)
+        rows = ", ".join("(%s, %s, %s)" for _ in keys)
+        sql = f"SELECT * FROM {table} WHERE (chat_id, sender_id, client_id) IN ({rows})"  # noqa: S608 - placeholders only
+        params = [value for key in keys for value in key]
+        found = self._query(lambda: list(Message.objects.raw(sql, params)))
+        return {(row.chat_id, row.sender_id, row.client_id): _stored(row) for row in found}
 
     def get(self, message_id):
         try:
