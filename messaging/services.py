@@ -12,10 +12,11 @@ Sending a message, in order:
 Websocket sends that arrive together go through these steps as one batch
 (messaging.group_commit, `send_messages`): one store write and one SQL
 transaction for the batch, each draft still checked and answered on its own.
-The store is outside the SQL transaction. If step 3 fails, the message is
-stored but nobody was told and the sender gets an error; resending the same
-`client_id` finds the stored message, records it and acks it, so a retry
-repairs the SQL side. Other participants then see it in history, not live.
+With the SQL store, steps 2 and 3 are one transaction. MongoDB is outside it:
+if step 3 fails, the message is stored but nobody was told and the sender
+gets an error; resending the same `client_id` finds the stored message,
+records it and acks it, so a retry repairs the SQL side. Other participants
+then see it in history, not live.
 """
 
 from __future__ import annotations
@@ -206,17 +207,20 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
         except ApplicationError as error:
             outcomes[index] = error
 
-    if to_store:
-        try:
-            stored = store.add_many(list(to_store.values()))
-        except MessageStoreUnavailable as error:
-            stored = []
-            _refused(outcomes, _store_down(error))
-        for index, (message, created) in zip(to_store, stored, strict=False):
-            outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
-            recorded.append((drafts[index], message, created))
-    if recorded:
-        _record(recorded)
+    # One transaction for the store write and the SQL record: with the SQL store they commit together
+    # (one commit per batch); MongoDB's write stands on its own, as step 3 of the module docstring says.
+    with transaction.atomic():
+        if to_store:
+            try:
+                stored = store.add_many(list(to_store.values()))
+            except MessageStoreUnavailable as error:
+                stored = []
+                _refused(outcomes, _store_down(error))
+            for index, (message, created) in zip(to_store, stored, strict=False):
+                outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
+                recorded.append((drafts[index], message, created))
+        if recorded:
+            _record(recorded)
     return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
 
@@ -260,9 +264,8 @@ def _is_newer(message_id: str, than: str) -> bool:
     return store.order_key(message_id) > store.order_key(than)
 
 
-@transaction.atomic
 def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]]) -> None:
-    """The SQL side of stored messages, in one transaction: each chat's activity time, each sender's
+    """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each sender's
     read position; then, after commit, `new_message` to each chat and `chat_update` to each participant.
 
     A message is announced when it was just stored, or when an earlier try

@@ -91,11 +91,12 @@ class OrmMessageStore:
     def find_by_client_ids(self, keys: list[ClientKey]) -> dict[ClientKey, StoredMessage]:
         if not keys:
             return {}
-        # Written out as one row-value IN: each key is one index lookup. (Three IN lists probe the
-        # product of the lists; an OR of Q objects costs more to build than to run; measured, bench/.)
+        # Written out as an OR of exact keys: one index lookup per key on SQLite and MySQL alike
+        # (SQLite scans the table for a row-value IN; three IN lists probe the product of the lists;
+        # Q objects cost more to build than to run; measured, bench/).
         table = connection.ops.quote_name(Message._meta.db_table)
-        rows = ", ".join("(%s, %s, %s)" for _ in keys)
-        sql = f"SELECT * FROM {table} WHERE (chat_id, sender_id, client_id) IN ({rows})"  # noqa: S608 - placeholders only
+        match = " OR ".join("(chat_id = %s AND sender_id = %s AND client_id = %s)" for _ in keys)
+        sql = f"SELECT * FROM {table} WHERE {match}"  # noqa: S608 - placeholders only
         params = [value for key in keys for value in key]
         found = self._query(lambda: list(Message.objects.raw(sql, params)))
         return {(row.chat_id, row.sender_id, row.client_id): _stored(row) for row in found}
