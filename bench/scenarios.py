@@ -1,0 +1,416 @@
+"""The scenarios of the benchmark, harness side: start the servers, drive the load generator, collect rows.
+
+Each scenario starts its own app worker(s) on the run's database, so nothing
+one leaves behind (open sockets, queued work, grown memory) weighs on the next.
+A scenario returns its rows (dicts, saved as JSON) and knows how to print them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import servers
+from bench.servers import ROOT
+
+Row = dict
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big and how long: `make bench` runs QUICK, `make bench-full` FULL."""
+
+    chat_pairs: tuple[int, ...]
+    chat_seconds: float
+    fan_out_friends: int
+    fan_out_repetitions: int
+    idle_connections: tuple[int, ...]
+    idle_users: int
+    idle_window_s: float
+    history_depths: tuple[int, ...]
+    history_requests: int
+    two_workers_pairs: int
+    two_workers_seconds: float
+
+
+QUICK = Plan(
+    chat_pairs=(1, 20),
+    chat_seconds=8.0,
+    fan_out_friends=30,
+    fan_out_repetitions=5,
+    idle_connections=(1_000,),
+    idle_users=10,
+    idle_window_s=10.0,
+    history_depths=(0, 10_000),
+    history_requests=200,
+    two_workers_pairs=20,
+    two_workers_seconds=8.0,
+)
+FULL = Plan(
+    chat_pairs=(1, 20, 100),
+    chat_seconds=20.0,
+    fan_out_friends=200,
+    fan_out_repetitions=10,
+    idle_connections=(1_000, 5_000, 10_000),
+    idle_users=50,
+    idle_window_s=20.0,
+    history_depths=(0, 10_000, 1_000_000),
+    history_requests=200,
+    two_workers_pairs=20,
+    two_workers_seconds=20.0,
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every scenario of one run shares: the plan, the app's environment and its state directory."""
+
+    plan: Plan
+    env: dict[str, str]
+    var_dir: Path
+
+
+def pairs_file(run: Run, pairs: int) -> Path:
+    """Where the run keeps a set of befriended pairs, so chat and two-workers sign up one set between them."""
+    return run.var_dir / f"pairs-{pairs}.json"
+
+
+class Skipped(Exception):
+    """The scenario cannot run with these services; the message says why."""
+
+
+# --- talking to the load generator and the seeder ------------------------------------
+
+
+def loadgen(*args: str, timeout: float = 900) -> Row:
+    """Run one load generator command to its end; its last output line is the result."""
+    return run_json([sys.executable, "-m", "bench.loadgen", *args], timeout=timeout)
+
+
+def run_json(command: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> Row:
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[2:])[:200]} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class HeldSockets:
+    """The load generator's `idle` command, kept running: each step asks it to hold more sockets open."""
+
+    def __init__(self, base: str, users: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen", "idle", "--base", base, "--users", str(users)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=servers.raise_open_files_limit,
+        )
+
+    def next_report(self) -> Row:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            raise RuntimeError(f"the idle load generator ended (exit code {self.process.returncode}); see above")
+        return json.loads(line)
+
+    def hold(self, connections: int) -> Row:
+        self.process.stdin.write(f"{connections}\n")
+        self.process.stdin.flush()
+        return self.next_report()
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        servers.stop(self.process)
+
+
+# --- 1. chat --------------------------------------------------------------------------
+
+
+def chat(run: Run) -> list[Row]:
+    """Closed-loop pairs on the app and on the yardstick, each pair count in turn."""
+    rows = []
+    with servers.app_worker(run.env) as app, servers.yardstick() as yard:
+        for pairs in run.plan.chat_pairs:
+            drive = ["--pairs", str(pairs), "--seconds", str(run.plan.chat_seconds)]
+            base = loadgen("chat", "--target", "yardstick", "--base", yard.url, *drive)
+            # New pairs (empty chats), saved for two-workers.
+            saved = ["--pairs-file", str(pairs_file(run, pairs))] if pairs == run.plan.two_workers_pairs else []
+            ours = loadgen("chat", "--target", "app", "--base", app.url, *drive, *saved)
+            rows.append(
+                {
+                    "pairs": pairs,
+                    "yardstick": base,
+                    "app": ours,
+                    "ratio": round(ours["messages_per_s"] / base["messages_per_s"], 3),
+                    "p99_ratio": round(ours["p99_ms"] / base["p99_ms"], 2),
+                }
+            )
+    return rows
+
+
+def print_chat(rows: list[Row]) -> None:
+    print(
+        f"{'scenario':<10}{'pairs':>6}{'app msg/s':>12}{'yardstick':>12}{'ratio':>8}"
+        f"{'app p99 ms':>12}{'yard p99':>10}{'stored once':>13}"
+    )
+    for row in rows:
+        print(
+            f"{'chat':<10}{row['pairs']:>6}{row['app']['messages_per_s']:>12}{row['yardstick']['messages_per_s']:>12}"
+            f"{row['ratio']:>8}{row['app']['p99_ms']:>12}{row['yardstick']['p99_ms']:>10}"
+            f"{row['app']['stored_exactly_once']!s:>13}"
+        )
+
+
+# --- 2. fan-out -------------------------------------------------------------------------
+
+
+def fan_out(run: Run) -> list[Row]:
+    """One user with many online friends goes online and offline, several times."""
+    plan = run.plan
+    with servers.app_worker(run.env) as app:
+        result = loadgen(
+            "fan-out",
+            "--base",
+            app.url,
+            "--friends",
+            str(plan.fan_out_friends),
+            "--repetitions",
+            str(plan.fan_out_repetitions),
+        )
+    return [result]
+
+
+def print_fan_out(rows: list[Row]) -> None:
+    print(
+        f"{'scenario':<10}{'friends':>8}{'changes':>8}{'online p50 ms':>15}{'online max':>12}"
+        f"{'offline p50 ms':>16}{'offline max':>13}"
+    )
+    for row in rows:
+        print(
+            f"{'fan-out':<10}{row['friends']:>8}{row['repetitions']:>8}{row['online_last_p50_ms']:>15}"
+            f"{row['online_last_max_ms']:>12}{row['offline_last_p50_ms']:>16}{row['offline_last_max_ms']:>13}"
+        )
+    print("  (time until the LAST friend has user_online / user_offline, from the start of the open / close)")
+
+
+# --- 3. idle connections -----------------------------------------------------------------
+
+
+def idle(run: Run) -> list[Row]:
+    """Open sockets held silent: the server's memory per socket and the CPU its heartbeats cost.
+
+    Steps up through the plan's socket counts on one server; memory per socket
+    is (RSS now - RSS before the first socket) / sockets open. A step the
+    server cannot reach (handshakes dropped even after retries) is reported as
+    it stands and ends the scenario.
+    """
+    plan = run.plan
+    limit = servers.raise_open_files_limit()
+    # Each socket is a file in both processes, plus a margin for the server's own.
+    steps = [n for n in plan.idle_connections if n + 500 <= limit]
+    if not steps:
+        raise Skipped(f"the open-files limit ({limit}) is too low for {plan.idle_connections[0]} sockets")
+    rows: list[Row] = []
+    with servers.app_worker(run.env) as app:
+        held = HeldSockets(app.url, plan.idle_users)
+        try:
+            held.next_report()  # signed up
+            before_kib = servers.resident_kib(app.pid)
+            for wanted in steps:
+                opened = held.hold(wanted)
+                time.sleep(1)  # let the last handshakes' work drain before watching
+                cpu = servers.cpu_rate(app.pid, plan.idle_window_s)
+                after_kib = servers.resident_kib(app.pid)
+                # Asking again for as many opens nothing new: it reports how many are still open.
+                still_open = held.hold(wanted)["connections"]
+                rows.append(
+                    {
+                        "wanted": wanted,
+                        "connections": still_open,
+                        "users": plan.idle_users,
+                        "kib_per_connection": round((after_kib - before_kib) / max(1, still_open), 1),
+                        "rss_before_mib": round(before_kib / 1024, 1),
+                        "rss_mib": round(after_kib / 1024, 1),
+                        "idle_cpu_s_per_s": round(cpu, 3),
+                        "idle_window_s": plan.idle_window_s,
+                        "opened_per_s": opened["opened_per_s"],
+                        "failed_handshakes": opened["failed_handshakes"],
+                    }
+                )
+                if still_open < wanted:
+                    break
+        finally:
+            held.close()
+    for skipped in sorted(set(plan.idle_connections) - set(steps)):
+        rows.append({"wanted": skipped, "skipped": f"open-files limit {limit}"})
+    return rows
+
+
+def print_idle(rows: list[Row]) -> None:
+    print(
+        f"{'scenario':<10}{'sockets':>8}{'users':>7}{'KiB/socket':>12}{'RSS MiB':>9}{'(before)':>10}"
+        f"{'idle CPU s/s':>14}{'opened/s':>10}{'failed':>8}"
+    )
+    for row in rows:
+        if "skipped" in row:
+            print(f"{'idle':<10}{row['wanted']:>8}  skipped: {row['skipped']}")
+            continue
+        print(
+            f"{'idle':<10}{row['connections']:>8}{row['users']:>7}{row['kib_per_connection']:>12}"
+            f"{row['rss_mib']:>9}{row['rss_before_mib']:>10}{row['idle_cpu_s_per_s']:>14}{row['opened_per_s']:>10}"
+            f"{row['failed_handshakes']:>8}"
+        )
+        if row["connections"] < row["wanted"]:
+            print(f"{'':<10}  could not hold {row['wanted']}: the server dropped handshakes or sockets; stopped here")
+    if rows and "idle_window_s" in rows[0]:
+        print(
+            f"  (a few people with many sockets each; CPU of the daphne process over {rows[0]['idle_window_s']:.0f} s"
+            " of idle, heartbeats every PRESENCE_HEARTBEAT_SECONDS; failed = handshakes retried)"
+        )
+
+
+# --- 4. history ------------------------------------------------------------------------------
+
+
+def seed(run: Run, *args: str) -> Row:
+    return run_json([sys.executable, "-m", "bench.seed_history", *args], env=run.env, timeout=3600)
+
+
+def history(run: Run) -> list[Row]:
+    """History pages at growing depths of one chat: a few messages sent, then seeded straight into the store."""
+    plan = run.plan
+    rows = []
+    with servers.app_worker(run.env) as app:
+        chat = loadgen("history-setup", "--base", app.url, "--messages", "5")
+        chat_id = str(chat["chat_id"])
+        senders = ",".join(str(s) for s in chat["sender_ids"])
+        try:
+            for depth in plan.history_depths:
+                seeded = seed(run, "--chat-id", chat_id, "--senders", senders, "--total", str(depth))
+                pages = loadgen(
+                    "history",
+                    "--base",
+                    app.url,
+                    "--token",
+                    chat["token"],
+                    "--chat-id",
+                    chat_id,
+                    "--before",
+                    seeded["deep_before"],
+                    "--requests",
+                    str(plan.history_requests),
+                )
+                rows.append(
+                    {
+                        "depth": seeded["messages"],
+                        "seeded": seeded["inserted"],
+                        "seed_seconds": seeded["seconds"],
+                        "store": seeded["store"],
+                        "requests": pages["requests"],
+                        "newest": pages["newest"],
+                        "deep": pages["deep"],
+                    }
+                )
+        finally:
+            # A shared database must not keep a million messages per run (SQLite goes with the run).
+            if run.env.get("DB_HOST") or run.env.get("MONGODB_URL"):
+                seed(run, "--chat-id", chat_id, "--delete")
+    base = rows[0]["deep"]["p99_ms"] if rows else None
+    for row in rows:
+        row["deep_p99_vs_first"] = round(row["deep"]["p99_ms"] / base, 2) if base else None
+    return rows
+
+
+def print_history(rows: list[Row]) -> None:
+    print(
+        f"{'scenario':<10}{'messages':>10}{'newest p50':>12}{'p99 ms':>8}{'deep p50':>10}{'p99 ms':>8}"
+        f"{'deep p99 vs first':>19}"
+    )
+    for row in rows:
+        print(
+            f"{'history':<10}{row['depth']:>10}{row['newest']['p50_ms']:>12}{row['newest']['p99_ms']:>8}"
+            f"{row['deep']['p50_ms']:>10}{row['deep']['p99_ms']:>8}{row['deep_p99_vs_first']:>18}x"
+        )
+    if rows:
+        print(
+            f"  (GET /api/chats/{{id}}/messages, {rows[0]['requests']} requests each, one at a time; all but "
+            f"{rows[0]['depth']} messages seeded straight into the {rows[0]['store']} message store)"
+        )
+
+
+# --- 5. two workers ---------------------------------------------------------------------------
+
+
+def two_workers(run: Run) -> list[Row]:
+    """The chat scenario on one worker, then with the same pairs across two workers that share Redis."""
+    if not run.env.get("REDIS_HOST"):
+        raise Skipped("needs REDIS_HOST (two workers share the Redis channel layer)")
+    plan = run.plan
+    pairs = pairs_file(run, plan.two_workers_pairs)
+    drive = ["--pairs-file", str(pairs), "--seconds", str(plan.two_workers_seconds)]
+    with servers.app_worker(run.env) as first, servers.app_worker(run.env) as second:
+        both = ["--base", first.url, "--base", second.url]
+        if not pairs.exists():  # chat did not run: sign up through both workers, twice as fast
+            loadgen("pairs", *both, "--pairs", str(plan.two_workers_pairs), "--out", str(pairs))
+        one = loadgen("chat", "--target", "app", "--base", first.url, *drive)
+        two = loadgen("chat", "--target", "app", *both, *drive)
+    return [
+        {
+            "pairs": plan.two_workers_pairs,
+            "one_worker": one,
+            "two_workers": two,
+            "ratio": round(two["messages_per_s"] / one["messages_per_s"], 2),
+        }
+    ]
+
+
+def print_two_workers(rows: list[Row]) -> None:
+    print(
+        f"{'scenario':<12}{'pairs':>6}{'1 worker msg/s':>16}{'2 workers':>11}{'ratio':>7}"
+        f"{'p99 ms 1w':>11}{'2w':>8}{'stored once':>13}"
+    )
+    for row in rows:
+        one, two = row["one_worker"], row["two_workers"]
+        print(
+            f"{'two-workers':<12}{row['pairs']:>6}{one['messages_per_s']:>16}{two['messages_per_s']:>11}"
+            f"{row['ratio']:>7}{one['p99_ms']:>11}{two['p99_ms']:>8}"
+            f"{one['stored_exactly_once'] and two['stored_exactly_once']!s:>13}"
+        )
+    print(
+        "  (the same pairs, chat's when it ran: first on one worker, then each pair's two sides on different workers)"
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    run: Callable[[Run], list[Row]]
+    print_rows: Callable[[list[Row]], None]
+
+
+SCENARIOS = [
+    Scenario("chat", chat, print_chat),
+    Scenario("fan-out", fan_out, print_fan_out),
+    Scenario("idle", idle, print_idle),
+    Scenario("history", history, print_history),
+    Scenario("two-workers", two_workers, print_two_workers),
+]
+
+
+def services_description() -> str:
+    """The services the app runs on, as the environment names them."""
+    if not any(os.environ.get(name) for name in ("DB_HOST", "REDIS_HOST", "MONGODB_URL")):
+        return "embedded defaults"
+    parts = ["MariaDB" if os.environ.get("DB_HOST") else "SQLite"]
+    parts.append("Redis" if os.environ.get("REDIS_HOST") else "in-process layer and Redis")
+    if os.environ.get("MONGODB_URL"):
+        parts.append("MongoDB")
+    return " + ".join(parts)

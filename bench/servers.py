@@ -1,0 +1,187 @@
+"""The processes a benchmark measures: the app's daphne workers and the yardstick, and what /proc says of them.
+
+Every server starts inside a `with` block and is stopped when the block ends,
+however it ends, so a failing scenario leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE_LIMITS_OFF = {
+    name: "off"
+    for name in ("MESSAGE_RATE_LIMIT", "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT", "PASSWORD_RESET_RATE_LIMIT")
+}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Server:
+    process: subprocess.Popen
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path | None = None) -> None:
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+    tail = log.read_text()[-2000:] if log and log.exists() else ""
+    raise RuntimeError(f"{url} did not start\n{tail}".rstrip())
+
+
+def raise_open_files_limit() -> int:
+    """Lift this process's soft limit on open files to the hard limit: every socket is a file. Returns the limit.
+
+    Runs in the harness, the load generator and (as preexec_fn) each server.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit is still capped by the kernel (fs.nr_open); a million is plenty here.
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            return soft
+    return wanted
+
+
+def app_environment(var_dir: Path) -> dict[str, str]:
+    """Production settings on the services the environment names, every rate limit off.
+
+    Made once per run: every worker of the run shares the secrets, so a token
+    issued by one worker is valid on the next.
+    """
+    return {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ACCESS_TOKEN_SECRET": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_HSTS_SECONDS": "0",
+        "VAR_DIR": str(var_dir),
+        "LOG_LEVEL": "WARNING",
+        **RATE_LIMITS_OFF,
+    }
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def app_worker(env: dict[str, str]) -> Iterator[Server]:
+    """One daphne process serving the app; its warnings go to daphne-<port>.log in VAR_DIR."""
+    port = free_port()
+    log = Path(env["VAR_DIR"]) / f"daphne-{port}.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chat_realtime.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=raise_open_files_limit,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url + "/healthz", process, log)
+        yield Server(process, url)
+    finally:
+        stop(process)
+
+
+@contextmanager
+def yardstick() -> Iterator[Server]:
+    """The raw ASGI relay (bench/yardstick.py) on granian with uvloop."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "bench.yardstick:app",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, process)
+        yield Server(process, url)
+    finally:
+        stop(process)
+
+
+def resident_kib(pid: int) -> int:
+    """The process's resident memory (VmRSS), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name may hold spaces; the fields after its closing bracket do not.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
+def cpu_rate(pid: int, seconds: float) -> float:
+    """CPU seconds per second the process used over the next `seconds`."""
+    started, used = time.monotonic(), cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - used) / (time.monotonic() - started)
