@@ -272,7 +272,7 @@ def print_idle(rows: list[Row]) -> None:
             print(f"{'':<10}  could not hold {row['wanted']}: the server dropped handshakes or sockets; stopped here")
     if rows and "idle_window_s" in rows[0]:
         print(
-            f"  (a few people with many sockets each; CPU of the daphne process over {rows[0]['idle_window_s']:.0f} s"
+            f"  (a few people with many sockets each; CPU of the worker process over {rows[0]['idle_window_s']:.0f} s"
             " of idle, heartbeats every PRESENCE_HEARTBEAT_SECONDS; failed = handshakes retried)"
         )
 

@@ -1,4 +1,4 @@
-"""The processes a benchmark measures: the app's daphne workers and the yardstick, and what /proc says of them.
+"""The processes a benchmark measures: the app's workers (`manage.py serve`), the yardstick, and their /proc figures.
 
 Every server starts inside a `with` block and is stopped when the block ends,
 however it ends, so a failing scenario leaves no process behind.
@@ -108,12 +108,13 @@ def stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def app_worker(env: dict[str, str]) -> Iterator[Server]:
-    """One daphne process serving the app; its warnings go to daphne-<port>.log in VAR_DIR."""
+    """One worker serving the app, started as everywhere else (`manage.py serve`); its output goes to
+    worker-<port>.log in VAR_DIR."""
     port = free_port()
-    log = Path(env["VAR_DIR"]) / f"daphne-{port}.log"
+    log = Path(env["VAR_DIR"]) / f"worker-{port}.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chat_realtime.asgi:application"],
+            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=log_file,

@@ -90,6 +90,11 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
         self.origin = uuid.uuid4().bytes
         self._shards = [TaggedShardConnection(shard.host, self) for shard in self._shards]
 
+    def _get_group_channel_name(self, group: str) -> str:
+        # Not the stock layer's name: its workers cannot read tagged messages, so during a rolling
+        # upgrade the two kinds of worker must not share group channels (nothing is misread).
+        return f"{self.prefix}__tagged_group__{group}"
+
     async def group_send(self, group: str, message: dict) -> None:
         group_channel = self._get_group_channel_name(group)
         data = self.channel_layer.serialize(message)
@@ -103,34 +108,43 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
 class TaggedShardConnection(RedisSingleShardConnection):
     """One Redis connection of the layer: drops its own group messages, batches its publishes."""
 
-    def __init__(self, host, channel_layer: LocalFirstLoopLayer) -> None:
+    def __init__(self, host: str | dict, channel_layer: LocalFirstLoopLayer) -> None:
         super().__init__(host, channel_layer)
         self._outgoing: deque[tuple[str, bytes]] = deque()
-        self._written: asyncio.Future | None = None
+        self._written: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
 
     async def publish_batched(self, channel: str, message: bytes) -> None:
         """Publish with whatever else is waiting: one round trip for all of them, in order."""
         self._outgoing.append((channel, message))
         if self._written is None:
-            self._written = asyncio.get_running_loop().create_future()
+            written = self._written = asyncio.get_running_loop().create_future()
             # Every sender may have stopped waiting by the time a failure is known; it is theirs, not the loop's.
-            self._written.add_done_callback(lambda written: written.exception())
-            asyncio.get_running_loop().create_task(self._write_outgoing(self._written))
+            written.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._writer = asyncio.get_running_loop().create_task(self._write_outgoing(written))
         await asyncio.shield(self._written)
 
-    async def _write_outgoing(self, written: asyncio.Future) -> None:
-        # Let the senders of this loop iteration queue up before the first write.
-        await asyncio.sleep(0)
+    async def _write_outgoing(self, written: asyncio.Future[None]) -> None:
         try:
+            # Let the senders of this loop iteration queue up before the first write.
+            await asyncio.sleep(0)
             async with self._lock:
-                batch, self._outgoing, self._written = self._outgoing, deque(), None
+                batch, self._outgoing = self._outgoing, deque()
+                if self._written is written:
+                    self._written = None
                 self._ensure_redis()
                 pipeline = self._redis.pipeline(transaction=False)
                 for channel, message in batch:
                     pipeline.publish(channel, message)
                 await pipeline.execute()
-        except Exception as error:
-            written.set_exception(error)
+        except BaseException as error:
+            # Whatever stopped this write (even a cancellation), the next publish starts a new one.
+            if self._written is written:
+                self._written = None
+            if not written.done():
+                written.set_exception(error if isinstance(error, Exception) else ConnectionError(repr(error)))
+            if not isinstance(error, Exception):
+                raise
         else:
             written.set_result(None)
 

@@ -25,6 +25,7 @@ from accounts.events import user_group
 from chat_realtime.browser_frames import render_for_browser
 from chat_realtime.errors import DATABASE_DOWN, ApplicationError
 from messaging import ws_handlers as messaging_frames
+from messaging.services import WriteGrant
 from presence import events as presence_events
 from presence import services as presence
 
@@ -72,7 +73,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.wants_html = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("format") == ["html"]
         self.groups_joined: set[str] = set()
         # chat id -> WriteGrant of this user's last send there (messaging.services).
-        self.write_grants: dict[int, Any] = {}
+        self.write_grants: dict[int, WriteGrant] = {}
         await self.join_group(user_group(user.pk))
         await self.accept()
         online_friends = await database_sync_to_async(presence.connect)(
@@ -99,10 +100,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Channels' own dispatch first closes stale database connections through a thread
         # hop, on every frame. Not needed here: all our database work goes through
         # database_sync_to_async, which closes them in the database thread around each call.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
         try:
+            handler = getattr(self, get_handler_name(message), None)
+            if handler is None:
+                raise ValueError(f"No handler for message type {message['type']}")
             await handler(message)
         except Exception:
             # The consumer is going down without a websocket.disconnect: let go of presence here.
@@ -128,13 +129,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return expires_at is not None and time.time() >= expires_at
 
     async def session_ended(self, event: dict[str, Any]) -> None:
-        """The user was deactivated or changed their password: every open socket closes."""
+        """The user was deactivated or changed their password: every open socket closes.
+
+        Released first, so frames already queued behind this event are ignored rather than served.
+        """
+        await self.release()
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user_id is None:
             return
         if self.credentials_expired():
+            await self.release()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         if text_data is None:

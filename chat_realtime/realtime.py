@@ -99,11 +99,16 @@ class Outbox:
         layer = get_channel_layer()
         try:
             while self.pending:
-                group, message = self.pending.popleft()
-                try:
-                    await layer.group_send(group, message)
-                except Exception:
-                    logger.exception("could not publish %s to %s", message["frame"].get("type"), group)
+                batch = list(self.pending)
+                self.pending.clear()
+                # Started together, in order: each layer queues its delivery before its first await,
+                # so the order holds while the round trips to Redis overlap instead of adding up.
+                results = await asyncio.gather(
+                    *(layer.group_send(group, message) for group, message in batch), return_exceptions=True
+                )
+                for (group, message), result in zip(batch, results, strict=True):
+                    if isinstance(result, BaseException):
+                        logger.error("could not publish %s to %s: %r", message["frame"].get("type"), group, result)
         finally:
             self.sending = False
 

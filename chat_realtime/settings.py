@@ -452,7 +452,8 @@ X_FRAME_OPTIONS = "DENY"
 # The container health check speaks plain HTTP from inside.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
-LOG_LEVEL = ENV.get("LOG_LEVEL", "INFO").upper()
+# WARN is Python's alias of WARNING; the server (uvicorn) knows only the long name.
+LOG_LEVEL = {"WARN": "WARNING"}.get(level := ENV.get("LOG_LEVEL", "INFO").upper(), level)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

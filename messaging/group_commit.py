@@ -23,8 +23,9 @@ MAX_BATCH = 100
 
 class SendQueue:
     def __init__(self) -> None:
-        self.waiting: list[tuple[services.MessageDraft, asyncio.Future]] = []
+        self.waiting: list[tuple[services.MessageDraft, asyncio.Future[services.SentMessage | ApplicationError]]] = []
         self.writing = False
+        self.writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
 
     async def send(self, draft: services.MessageDraft) -> services.SentMessage:
         """Send one draft with whatever else is queued; raises the ApplicationError that refused it."""
@@ -32,7 +33,7 @@ class SendQueue:
         self.waiting.append((draft, answer))
         if not self.writing:
             self.writing = True
-            asyncio.get_running_loop().create_task(self._write_all())
+            self.writer = asyncio.get_running_loop().create_task(self._write_all())
         # If this sender goes away meanwhile, the write still happens; only the answer is dropped.
         outcome = await answer
         if isinstance(outcome, ApplicationError):
@@ -45,11 +46,14 @@ class SendQueue:
                 batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
                 try:
                     outcomes = await database_sync_to_async(services.send_messages)([draft for draft, _ in batch])
-                except Exception as error:
-                    # The database itself failed (the store's refusals are outcomes): every sender hears of it.
+                except BaseException as error:
+                    # Refusals are outcomes; this is the batch's transaction failing (the SQL database
+                    # away, say): every sender of it hears so, and a resend finds whatever was stored.
                     for _, answer in batch:
                         if not answer.done():
-                            answer.set_exception(error)
+                            answer.set_exception(error if isinstance(error, Exception) else ConnectionError())
+                    if not isinstance(error, Exception):
+                        raise
                     continue
                 for (_, answer), outcome in zip(batch, outcomes, strict=True):
                     if not answer.done():

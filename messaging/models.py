@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.db import connection, models
+from django.db import connections, models
 
 
 class Chat(models.Model):
@@ -35,6 +35,7 @@ class ChatParticipantQuerySet(models.QuerySet):
         """
         if not positions:
             return
+        connection = connections[self.db]
         table = connection.ops.quote_name(self.model._meta.db_table)
         cases = " ".join("WHEN %s THEN %s" for _ in positions)
         ids = ", ".join("%s" for _ in positions)

@@ -22,13 +22,9 @@ def participant(*, user_id: int, chat_id: int) -> ChatParticipant:
     return membership
 
 
-def unread_count(membership: ChatParticipant) -> int:
-    """Messages from the others after the last one this participant read. Durable: no cache."""
-    return unread_counts([membership])[0]
-
-
 def unread_counts(memberships: list[ChatParticipant]) -> list[int]:
-    """`unread_count` of each membership, in one round trip to the store."""
+    """For each membership, the messages from the others after the last one it read, in one round trip
+    to the store. Durable: no cache."""
     return message_store().count_unread(
         [UnreadWindow(m.chat_id, m.last_read_message_id or None, m.user_id) for m in memberships]
     )

@@ -174,24 +174,69 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
     """Several sends at once, each checked on its own: one store write and one SQL transaction for them all.
 
     Answers in the order of `drafts`: the sent message, or the ApplicationError
-    that refused that one draft. If the store is down, every draft that needed
-    it is refused with `store_unavailable`; nothing is stored half.
+    that refused that one draft. If the store is down, every draft not yet
+    answered is refused with `store_unavailable`. The same client id twice in
+    one batch is one message: the later draft is answered as a resend.
     """
     outcomes: list[SentMessage | ApplicationError | None] = [None] * len(drafts)
     grants: dict[int, WriteGrant] = {}
     keys: dict[int, ClientKey] = {}
+    repeats: dict[int, int] = {}  # index of a draft -> index of the first draft with its client key
+    first_with_key: dict[ClientKey, int] = {}
     for index, draft in enumerate(drafts):
         try:
             grants[index] = _granted(draft)
-            keys[index] = (draft.chat_id, draft.sender.pk, _valid_client_id(draft.client_id))
+            key = (draft.chat_id, draft.sender.pk, _valid_client_id(draft.client_id))
         except ApplicationError as error:
             outcomes[index] = error
+            continue
+        if key in first_with_key:
+            repeats[index] = first_with_key[key]
+        else:
+            first_with_key[key] = index
+            keys[index] = key
+    if keys:
+        with transaction.atomic():
+            _store_and_record(drafts, keys, grants, outcomes)
+    for index, first in repeats.items():
+        answer = outcomes[first]
+        outcomes[index] = (
+            SentMessage(message=answer.message, created=False, grant=grants[index])
+            if isinstance(answer, SentMessage)
+            else answer
+        )
+    return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
+
+def _store_and_record(
+    drafts: list[MessageDraft],
+    keys: dict[int, ClientKey],
+    grants: dict[int, WriteGrant],
+    outcomes: list[SentMessage | ApplicationError | None],
+) -> None:
+    """Steps 2 and 3 for the drafts of `keys`, in the caller's transaction.
+
+    The chats are locked first, in id order, by every writer: messages of one
+    chat are then stored and committed in the same order on every worker (an
+    id is never committed after a higher one that a reader may already have
+    paged past), and a chat deleted meanwhile takes no message.
+    """
     store = message_store()
+    active_until = dict(
+        Chat.objects.select_for_update()
+        .filter(pk__in={key[0] for key in keys.values()})
+        .order_by("pk")
+        .values_list("pk", "last_activity_at")
+    )
+    for index, key in list(keys.items()):
+        if key[0] not in active_until:
+            outcomes[index] = NotFoundError("No such chat.")
+            del keys[index]
     try:
         earlier = store.find_by_client_ids(list(keys.values()))
     except MessageStoreUnavailable as error:
-        return _refused(outcomes, _store_down(error))
+        _refused(outcomes, error)
+        return
 
     to_store: dict[int, NewMessage] = {}
     recorded: list[tuple[MessageDraft, StoredMessage, bool]] = []
@@ -206,22 +251,17 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
             to_store[index] = _new_message(draft, client_id=key[2])
         except ApplicationError as error:
             outcomes[index] = error
-
-    # One transaction for the store write and the SQL record: with the SQL store they commit together
-    # (one commit per batch); MongoDB's write stands on its own, as step 3 of the module docstring says.
-    with transaction.atomic():
-        if to_store:
-            try:
-                stored = store.add_many(list(to_store.values()))
-            except MessageStoreUnavailable as error:
-                stored = []
-                _refused(outcomes, _store_down(error))
-            for index, (message, created) in zip(to_store, stored, strict=False):
+    if to_store:
+        try:
+            stored = store.add_many(list(to_store.values()))
+        except MessageStoreUnavailable as error:
+            _refused(outcomes, error)
+        else:
+            for index, (message, created) in zip(to_store, stored, strict=True):
                 outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
                 recorded.append((drafts[index], message, created))
-        if recorded:
-            _record(recorded)
-    return outcomes  # type: ignore[return-value]  # every slot is filled by now
+    if recorded:
+        _record(recorded, active_until)
 
 
 def _granted(draft: MessageDraft) -> WriteGrant:
@@ -242,16 +282,15 @@ def _new_message(draft: MessageDraft, *, client_id: str) -> NewMessage:
     )
 
 
-def _refused(outcomes: list, error: ApplicationError) -> list[SentMessage | ApplicationError]:
-    """Every draft still unanswered gets `error`."""
+def _refused(outcomes: list[SentMessage | ApplicationError | None], error: MessageStoreUnavailable) -> None:
+    """Every draft still unanswered gets `store_unavailable` (each its own error, for clean logs)."""
+    logger.error("message store unavailable: %s", error)
     for index, outcome in enumerate(outcomes):
         if outcome is None:
-            outcomes[index] = error
-    return outcomes
+            outcomes[index] = _store_down()
 
 
-def _store_down(error: Exception) -> ApplicationError:
-    logger.error("message store unavailable: %s", error)
+def _store_down() -> ApplicationError:
     return ApplicationError(
         "Your message could not be saved. Try again in a moment.", code="store_unavailable", status_code=503
     )
@@ -264,14 +303,16 @@ def _is_newer(message_id: str, than: str) -> bool:
     return store.order_key(message_id) > store.order_key(than)
 
 
-def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]]) -> None:
+def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_until: dict[int, Any]) -> None:
     """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each sender's
     read position; then, after commit, `new_message` to each chat and `chat_update` to each participant.
 
-    A message is announced when it was just stored, or when an earlier try
-    stored it but never got this far (the chat's activity time is older than it).
+    `active_until` holds each chat's activity time before this batch. A message
+    is announced when it was just stored, or when an earlier try stored it but
+    never got this far (the chat's activity time is older than it); once, in
+    the order of its chat.
     """
-    chat_ids = {message.chat_id for _, message, _ in recorded}
+    store = message_store()
     newest_in_chat: dict[int, StoredMessage] = {}
     newest_of_sender: dict[tuple[int, int], StoredMessage] = {}
     for _, message, _ in recorded:
@@ -281,27 +322,27 @@ def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]]) -> None:
         ):
             if key not in newest or _is_newer(message.id, newest[key].id):
                 newest[key] = message
-    # Locked in one order (by id) by every writer, so concurrent batches cannot deadlock.
-    memberships = list(ChatParticipant.objects.select_for_update().filter(chat_id__in=chat_ids).order_by("pk"))
-    active_until = {}
-    if not all(created for _, _, created in recorded):
-        active_until = dict(Chat.objects.filter(pk__in=chat_ids).values_list("pk", "last_activity_at"))
     _advance_chats(newest_in_chat)
 
-    # What you send, you have read.
+    # What you send, you have read. Chats are locked already, so their participants are taken in chat order.
+    senders = {sender_id for _, sender_id in newest_of_sender}
     moved = {}
-    for membership in memberships:
+    for membership in ChatParticipant.objects.select_for_update().filter(
+        chat_id__in=newest_in_chat, user_id__in=senders
+    ):
         newest = newest_of_sender.get((membership.chat_id, membership.user_id))
         if newest is not None and _is_newer(newest.id, membership.last_read_message_id):
-            membership.last_read_message_id = moved[membership.pk] = newest.id
+            moved[membership.pk] = newest.id
     ChatParticipant.objects.set_read_positions(moved)
 
-    announced: dict[int, StoredMessage] = {}
+    announced: dict[str, tuple[MessageDraft, StoredMessage]] = {}
     for draft, message, created in recorded:
         if created or message.created_at > active_until[message.chat_id]:
-            publish_to_chat(message.chat_id, events.new_message_frame(message), exclude_channel=draft.origin_channel)
-            announced[message.chat_id] = newest_in_chat[message.chat_id]
-    _publish_chat_updates(announced, [m for m in memberships if m.chat_id in announced])
+            announced.setdefault(message.id, (draft, message))
+    in_order = sorted(announced.values(), key=lambda pair: (pair[1].chat_id, store.order_key(pair[1].id)))
+    for draft, message in in_order:
+        publish_to_chat(message.chat_id, events.new_message_frame(message), exclude_channel=draft.origin_channel)
+    _publish_chat_updates({message.chat_id: newest_in_chat[message.chat_id] for _, message in in_order})
 
 
 def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:
@@ -314,27 +355,32 @@ def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:
 
 
 def _publish_chat_updates(
-    latest: dict[int, StoredMessage | None], memberships: list[ChatParticipant], *, sender_known: bool = True
+    latest: dict[int, StoredMessage | None], *, user_id: int | None = None, sender_known: bool = True
 ) -> None:
-    """Each of these memberships gets its chat's newest message and its unread count, after commit.
+    """After commit, each participant of these chats (or only `user_id`) gets the chat's newest message
+    and their unread count: one query for the participants and one for all the counts.
 
-    Counted now, with the read positions this transaction sees; a count that
-    fails costs a badge update, never the message.
+    Counted outside the transaction: a failure costs a badge update, never a message.
     """
-    try:
-        counts = selectors.unread_counts(memberships)
-    except MessageStoreUnavailable:
-        logger.exception("could not count unread messages for chat updates")
+    if not latest:
         return
-    for membership, unread in zip(memberships, counts, strict=True):
-        last_message = latest[membership.chat_id]
-        frame = events.chat_update_frame(
-            chat_id=membership.chat_id,
-            sender_id=last_message.sender_id if sender_known and last_message else None,
-            last_message=last_message,
-            unread_count=unread,
-        )
-        publish_to_user(membership.user_id, frame)
+
+    def publish() -> None:
+        memberships = ChatParticipant.objects.filter(chat_id__in=latest)
+        if user_id is not None:
+            memberships = memberships.filter(user_id=user_id)
+        memberships = list(memberships)
+        for membership, unread in zip(memberships, selectors.unread_counts(memberships), strict=True):
+            last_message = latest[membership.chat_id]
+            frame = events.chat_update_frame(
+                chat_id=membership.chat_id,
+                sender_id=last_message.sender_id if sender_known and last_message else None,
+                last_message=last_message,
+                unread_count=unread,
+            )
+            publish_to_user(membership.user_id, frame)
+
+    transaction.on_commit(publish, robust=True)
 
 
 @transaction.atomic
@@ -354,7 +400,7 @@ def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
     publish_to_chat(
         chat_id, events.read_frame(chat_id=chat_id, user_id=user.pk, message_id=message.id), exclude_user_id=user.pk
     )
-    _publish_chat_updates({chat_id: message_store().latest(chat_id)}, [membership], sender_known=False)
+    _publish_chat_updates({chat_id: message_store().latest(chat_id)}, user_id=user.pk, sender_known=False)
 
 
 def open_chat(*, user: User, chat_id: int) -> None:
@@ -392,7 +438,6 @@ def remove_message(*, message_id: str, moderator: User) -> StoredMessage:
     message = message_store().soft_delete(message_id, deleted_by=moderator.pk)
     publish_to_chat(message.chat_id, events.message_deleted_frame(message))
     latest = message_store().latest(message.chat_id)
-    memberships = list(ChatParticipant.objects.filter(chat_id=message.chat_id))
-    _publish_chat_updates({message.chat_id: latest}, memberships, sender_known=False)
+    _publish_chat_updates({message.chat_id: latest}, sender_known=False)
     resolve_reports(target_key=f"message:{message.id}", action=Report.Action.MESSAGE_REMOVED, moderator=moderator)
     return message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
@@ -29,6 +30,8 @@ def test_the_server_runs_on_uvloop_and_httptools_without_compressing_websocket_f
 def test_a_served_worker_answers_http_and_an_authenticated_websocket_without_deflate(user, tmp_path):
     worker = WorkerProcess(tmp_path).start()
     try:
+        with urllib.request.urlopen(f"{worker.url}/healthz", timeout=10) as response:
+            health = json.loads(response.read())
 
         async def talk() -> tuple[dict, str | None]:
             # The client offers permessage-deflate; the server must not take it.
@@ -40,5 +43,6 @@ def test_a_served_worker_answers_http_and_an_authenticated_websocket_without_def
     finally:
         worker.stop()
 
+    assert health == {"status": "ok"}
     assert first["type"] == "online_friends"
     assert extensions is None

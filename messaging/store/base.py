@@ -90,7 +90,9 @@ class MessageStore(Protocol):
     def add_many(self, messages: list[NewMessage]) -> list[tuple[StoredMessage, bool]]:
         """`add` for several messages in one write (a group commit), answered in the same order.
 
-        Ids follow the list's order; all are stored, or MessageStoreUnavailable and none."""
+        Ids follow the list's order. MessageStoreUnavailable means the answer is
+        unknown: the SQL store wrote none of them, MongoDB may have written some;
+        either way a resend of each finds what was stored."""
 
     def find_by_client_ids(self, keys: list[ClientKey]) -> dict[ClientKey, StoredMessage]:
         """The messages already sent under these client keys, in one round trip."""

@@ -80,10 +80,10 @@ class OrmMessageStore:
                 row.pk = None
                 row.save(force_insert=True)
             return _stored(row), True
-        except IntegrityError:
+        except IntegrityError as error:
             existing = self.get_by_client_id(chat_id=row.chat_id, sender_id=row.sender_id, client_id=row.client_id)
             if existing is None:
-                raise
+                raise _unavailable(error) from error
             return existing, False
         except DatabaseError as error:
             raise _unavailable(error) from error

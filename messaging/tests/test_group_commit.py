@@ -121,7 +121,7 @@ async def test_concurrent_sends_share_one_database_call(friends_with_chat, unlim
     sent = await asyncio.gather(*(queue.send(draft(alice, chat, f"c{n}")) for n in range(10)))
 
     assert sorted(s.message.client_id for s in sent) == sorted(f"c{n}" for n in range(10))
-    assert sum(batches) == 10 and len(batches) < 10
+    assert batches == [10]  # all ten queued before the first write started
     assert await sync_to_async(message_store().count_after)(chat.pk, after=None) == 10
 
 
@@ -167,3 +167,87 @@ def test_grants_expire_by_the_clock(friends_with_chat):
     assert grant.covers(sender_id=alice.pk, chat_id=chat.pk)
     assert not grant.covers(sender_id=alice.pk, chat_id=chat.pk + 1)
     assert not stale.covers(sender_id=alice.pk, chat_id=chat.pk)
+
+
+def published_frames(monkeypatch) -> list[tuple[str, dict]]:
+    """What the services publish (group, frame), in order, once their transaction commits."""
+    from chat_realtime import realtime
+
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(realtime, "_send", lambda group, event, handler="deliver": sent.append((group, event["frame"])))
+    return sent
+
+
+def test_a_resend_in_the_same_batch_is_announced_once_and_takes_no_rate_limit(friends_with_chat, monkeypatch, settings):
+    alice, _, chat = friends_with_chat
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": (1, 60)}
+    sent = published_frames(monkeypatch)
+
+    first, again = services.send_messages(
+        [draft(alice, chat, "same", origin_channel="old-tab"), draft(alice, chat, "same", origin_channel="new-tab")]
+    )
+
+    assert first.created and not again.created and again.message.id == first.message.id
+    assert [frame["message"]["id"] for _, frame in sent if frame["type"] == "new_message"] == [first.message.id]
+
+
+def test_messages_of_a_batch_are_announced_in_their_chats_order(friends_with_chat, unlimited_messages, monkeypatch):
+    alice, bob, chat = friends_with_chat
+    sent = published_frames(monkeypatch)
+
+    outcomes = services.send_messages([draft(alice, chat, f"o{n}") for n in range(5)])
+
+    announced = [frame["message"]["id"] for _, frame in sent if frame["type"] == "new_message"]
+    assert announced == [o.message.id for o in outcomes]
+    updates = [(group, frame["unread_count"]) for group, frame in sent if frame["type"] == "chat_update"]
+    assert sorted(updates) == sorted([(f"user.{alice.pk}", 0), (f"user.{bob.pk}", 5)])  # one per participant
+
+
+def test_a_bad_read_position_costs_a_badge_update_not_the_other_messages(
+    friends_with_chat, make_user, befriend, unlimited_messages, caplog
+):
+    alice, bob, chat = friends_with_chat
+    carol = make_user()
+    other_chat = befriend(alice, carol)
+    chat.participants.filter(user=bob).update(last_read_message_id="not-an-id")
+
+    outcomes = services.send_messages([draft(alice, chat, "x1"), draft(carol, other_chat, "x2")])
+
+    assert all(o.created for o in outcomes)
+    assert message_store().count_after(other_chat.pk, after=None) == 1
+
+
+def test_a_chat_deleted_after_the_grant_takes_no_message(friends_with_chat, unlimited_messages):
+    alice, _, chat = friends_with_chat
+    grant = services.check_may_write(sender=alice, chat_id=chat.pk)
+    chat_id = chat.pk
+    chat.delete()
+
+    (refused,) = services.send_messages(
+        [services.MessageDraft(sender=alice, chat_id=chat_id, text="hi", client_id="late", grant=grant)]
+    )
+
+    assert refused.code == "not_found"
+    assert message_store().count_after(chat_id, after=None) == 0
+
+
+async def test_events_published_from_the_database_thread_reach_sockets_in_commit_order(friends_with_chat):
+    """The database thread hands its events to the loop (an outbox) rather than waiting for the layer."""
+    from django.db import transaction
+
+    from chat_realtime.realtime import publish_to_user
+
+    alice, _, _ = friends_with_chat
+    tab = await open_socket(alice)
+    await drain_all(tab)
+
+    def publish_twenty() -> None:
+        for n in range(20):
+            with transaction.atomic():
+                publish_to_user(alice.pk, {"type": "probe", "n": n})
+
+    await sync_to_async(publish_twenty)()
+
+    frames = [f for f in await drain_all(tab) if f["type"] == "probe"]
+    assert [f["n"] for f in frames] == list(range(20))
+    await close(tab)
