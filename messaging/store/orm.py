@@ -116,14 +116,26 @@ class OrmMessageStore:
         return _stored(row) if row else None
 
     def page_before(self, chat_id, *, before, limit):
-        rows = Message.objects.filter(chat_id=chat_id)
-        if before is not None:
-            rows = rows.filter(pk__lt=self.order_key(before))
-        return self._query(lambda: [_stored(r) for r in rows.order_by("-pk")[:limit]])
+        if before is None:
+            return self._page("chat_id = %s", [chat_id], "DESC", limit)
+        return self._page("chat_id = %s AND id < %s", [chat_id, self.order_key(before)], "DESC", limit)
 
     def page_after(self, chat_id, *, after, limit):
-        rows = Message.objects.filter(chat_id=chat_id, pk__gt=self.order_key(after))
-        return self._query(lambda: [_stored(r) for r in rows.order_by("pk")[:limit]])
+        return self._page("chat_id = %s AND id > %s", [chat_id, self.order_key(after)], "ASC", limit)
+
+    def _page(self, condition: str, params: list, direction: str, limit: int) -> list[StoredMessage]:
+        """One page in id order, read along the (chat_id, id) index.
+
+        Written out for MySQL's sake: for a page deep inside a long chat, MariaDB
+        picks a `ref` scan on chat_id and walks every newer message of the chat
+        before the page (150 ms at 200k messages); naming the index makes it a
+        range read of just the page (0.5 ms). Measured, docs/benchmarks.md.
+        """
+        table = connection.ops.quote_name(Message._meta.db_table)
+        hint = " FORCE INDEX (message_chat_paging)" if connection.vendor == "mysql" else ""
+        # Only placeholders, the quoted table name and fixed words go into the text.
+        sql = f"SELECT * FROM {table}{hint} WHERE {condition} ORDER BY id {direction} LIMIT %s"  # noqa: S608
+        return self._query(lambda: [_stored(row) for row in Message.objects.raw(sql, [*params, limit])])
 
     def count_after(self, chat_id, *, after, exclude_sender_id=None):
         rows = Message.objects.filter(chat_id=chat_id)

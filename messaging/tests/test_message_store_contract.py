@@ -298,3 +298,30 @@ def test_count_unread_counts_each_window_from_its_own_position_leaving_out_the_r
 
     assert counts == [2, 1, 1, 1, 0]
     assert store.count_unread([]) == []
+
+
+def test_on_mysql_pages_are_read_as_a_range_of_the_paging_index():
+    """A deep page of a long chat must not walk the chat's newer messages (MariaDB's `ref` plan does)."""
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        pytest.skip("the index hint is for MySQL/MariaDB (DB_HOST is not set); SQLite plans the range itself")
+    store = OrmMessageStore()
+    first = add(store, chat_id=5)
+    for _ in range(5):
+        add(store, chat_id=5)
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        store.page_before(5, before=first.id, limit=3)
+        store.page_after(5, after=first.id, limit=3)
+
+    with connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = dict(zip([column[0] for column in cursor.description], cursor.fetchone(), strict=True))
+            assert (plan["key"], plan["type"]) == ("message_chat_paging", "range")
