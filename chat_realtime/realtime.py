@@ -83,17 +83,18 @@ def _serving_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class Outbox:
-    """Events handed over by database threads, sent by the loop one after another: in the order committed."""
+    """Events handed over by database threads, given to the channel layer by the loop in the order committed."""
 
     def __init__(self) -> None:
         self.pending: deque[tuple[str, dict[str, Any]]] = deque()
         self.sending = False
+        self.sender: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
 
     def put(self, group: str, message: dict[str, Any]) -> None:
         self.pending.append((group, message))
         if not self.sending:
             self.sending = True
-            asyncio.get_running_loop().create_task(self._send_all())
+            self.sender = asyncio.get_running_loop().create_task(self._send_all())
 
     async def _send_all(self) -> None:
         layer = get_channel_layer()
