@@ -110,9 +110,6 @@ class MessageStore(Protocol):
     def count_after(self, chat_id: int, *, after: str | None, exclude_sender_id: int | None = None) -> int:
         """Messages newer than `after` (all when None), leaving out one sender's."""
 
-    def count_after_many(self, positions: dict[int, str | None], *, exclude_sender_id: int) -> dict[int, int]:
-        """count_after for many chats in one round trip: chat id -> read position in, chat id -> count out."""
-
     def count_unread(self, windows: list[UnreadWindow]) -> list[int]:
         """Each window's count, in one round trip, answered in the same order."""
 

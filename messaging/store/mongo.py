@@ -201,20 +201,6 @@ class MongoMessageStore:
         rows = self._run(lambda: list(self.collection.aggregate(pipeline)))
         return {row["_id"]: _stored(row["doc"]) for row in rows}
 
-    def count_after_many(self, positions, *, exclude_sender_id):
-        if not positions:
-            return {}
-        windows = [
-            {"chat_id": chat_id, "_id": {"$gt": self.order_key(after)}} if after else {"chat_id": chat_id}
-            for chat_id, after in positions.items()
-        ]
-        pipeline = [
-            {"$match": {"$or": windows, "sender_id": {"$ne": exclude_sender_id}}},
-            {"$group": {"_id": "$chat_id", "n": {"$sum": 1}}},
-        ]
-        counted = {row["_id"]: row["n"] for row in self._run(lambda: list(self.collection.aggregate(pipeline)))}
-        return {chat_id: counted.get(chat_id, 0) for chat_id in positions}
-
     def count_unread(self, windows):
         if not windows:
             return []

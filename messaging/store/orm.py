@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from messaging.models import Message
@@ -28,6 +28,9 @@ def _stored(row: Message) -> StoredMessage:
         deleted_at=row.deleted_at,
         deleted_by=row.deleted_by,
     )
+
+
+UNREAD_WINDOWS_PER_QUERY = 200
 
 
 def _unavailable(error: DatabaseError) -> MessageStoreUnavailable:
@@ -145,17 +148,14 @@ class OrmMessageStore:
             rows = rows.exclude(sender_id=exclude_sender_id)
         return self._query(rows.count)
 
-    def count_after_many(self, positions, *, exclude_sender_id):
-        if not positions:
-            return {}
-        window = Q()
-        for chat_id, after in positions.items():
-            window |= Q(chat_id=chat_id, pk__gt=self.order_key(after)) if after else Q(chat_id=chat_id)
-        rows = Message.objects.filter(window).exclude(sender_id=exclude_sender_id)
-        counted = self._query(lambda: dict(rows.values("chat_id").annotate(n=Count("id")).values_list("chat_id", "n")))
-        return {chat_id: counted.get(chat_id, 0) for chat_id in positions}
-
     def count_unread(self, windows):
+        if len(windows) > UNREAD_WINDOWS_PER_QUERY:
+            # SQLite refuses an expression tree of ~1,000 terms: a few hundred windows per query.
+            return [
+                n
+                for start in range(0, len(windows), UNREAD_WINDOWS_PER_QUERY)
+                for n in self.count_unread(windows[start : start + UNREAD_WINDOWS_PER_QUERY])
+            ]
         if not windows:
             return []
         # Written out rather than built with the ORM: with one conditional count per

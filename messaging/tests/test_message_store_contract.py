@@ -168,19 +168,6 @@ def test_count_after_counts_newer_messages_and_can_leave_out_a_sender(store):
     assert store.count_after(1, after=None, exclude_sender_id=11) == 2
 
 
-def test_count_after_many_counts_each_chat_from_its_own_position_in_one_call(store):
-    first_in_1 = add(store, chat_id=1, sender_id=11)
-    add(store, chat_id=1, sender_id=11)
-    add(store, chat_id=1, sender_id=10)
-    add(store, chat_id=2, sender_id=11)
-    add(store, chat_id=2, sender_id=11)
-
-    counts = store.count_after_many({1: first_in_1.id, 2: None, 3: None}, exclude_sender_id=10)
-
-    assert counts == {1: 1, 2: 2, 3: 0}
-    assert store.count_after_many({}, exclude_sender_id=10) == {}
-
-
 def test_latest_gives_the_newest_message_of_each_chat(store):
     add(store, chat_id=1)
     newest_1 = add(store, chat_id=1)
@@ -325,3 +312,13 @@ def test_on_mysql_pages_are_read_as_a_range_of_the_paging_index():
             cursor.execute("EXPLAIN " + sql, params)
             plan = dict(zip([column[0] for column in cursor.description], cursor.fetchone(), strict=True))
             assert (plan["key"], plan["type"]) == ("message_chat_paging", "range")
+
+
+def test_count_unread_answers_for_a_thousand_windows(store):
+    from messaging.store.base import UnreadWindow
+
+    add(store, chat_id=7, sender_id=11)
+
+    counts = store.count_unread([UnreadWindow(chat_id, None, 10) for chat_id in range(1, 1001)])
+
+    assert len(counts) == 1000 and counts[6] == 1 and sum(counts) == 1
