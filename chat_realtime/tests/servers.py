@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -12,6 +15,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+from rest_framework_simplejwt.tokens import AccessToken
+from websockets.asyncio.client import connect
 
 from chat_realtime.tests import redis_namespace
 
@@ -100,3 +105,71 @@ class WorkerProcess:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+
+
+class Client:
+    """A real websocket to a worker (or to a proxy in front of workers), recording every frame it receives.
+
+    `Client(user, worker)` signs in as `user` with a fresh token; `Client.with_token(ws_url, token)` uses one
+    the API gave out. `upstream` names the worker a proxy chose (its X-Upstream header), if any.
+    """
+
+    def __init__(self, user, worker: WorkerProcess) -> None:
+        self.user = user
+        self.name = user.username
+        self.url = f"{worker.ws_url}?token={AccessToken.for_user(user)}"
+        self.frames: list[dict] = []
+        self.acks: dict[str, asyncio.Future] = {}
+
+    @classmethod
+    def with_token(cls, ws_url: str, token: str, *, name: str = "client") -> Client:
+        client = cls.__new__(cls)
+        client.user, client.name, client.url = None, name, f"{ws_url}?token={token}"
+        client.frames, client.acks = [], {}
+        return client
+
+    async def __aenter__(self) -> Client:
+        self.socket = await connect(self.url, max_size=2**20)
+        self.upstream = self.socket.response.headers.get("X-Upstream")
+        self.reader = asyncio.create_task(self._read())
+        await self.wait_for(lambda f: f["type"] == "online_friends")
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.reader.cancel()
+        with contextlib.suppress(Exception):
+            await self.socket.close()
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.socket:
+                frame = json.loads(raw)
+                self.frames.append(frame)
+                if frame["type"] in ("message_ack", "error") and frame.get("client_id") in self.acks:
+                    self.acks.pop(frame["client_id"]).set_result(frame)
+
+    async def send(self, frame: dict) -> None:
+        await self.socket.send(json.dumps(frame))
+
+    async def send_message(self, chat_id: int, text: str, client_id: str) -> dict:
+        self.acks[client_id] = asyncio.get_running_loop().create_future()
+        await self.send({"type": "send_message", "chat_id": chat_id, "text": text, "client_id": client_id})
+        return await asyncio.wait_for(self.acks[client_id], timeout=10)
+
+    async def join(self, chat_id: int) -> None:
+        await self.send({"type": "join_chat", "chat_id": chat_id})
+        await self.wait_for(lambda f: f == {"type": "joined_chat", "chat_id": chat_id})
+
+    async def wait_for(self, predicate, timeout: float = 10) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for frame in self.frames:
+                if predicate(frame):
+                    return frame
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{self.name} never got it; frames: {self.frames[-5:]}")
+
+    def new_message_ids(self, chat_id: int) -> list[str]:
+        return [
+            f["message"]["id"] for f in self.frames if f["type"] == "new_message" and f["message"]["chat_id"] == chat_id
+        ]

@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 from django.db import connection
 
-from chat_realtime.tests.servers import WorkerProcess
-from chat_realtime.tests.test_two_workers import FAST_PRESENCE, Client, connect, http
+from chat_realtime.tests.servers import Client, WorkerProcess
+from chat_realtime.tests.test_two_workers import FAST_PRESENCE, http
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,8 +26,6 @@ def worker(tmp_path):
     so the test can kill exactly its server threads and nobody else's."""
     if connection.vendor != "mysql":
         pytest.skip("DB_HOST is not set: dropping server connections is a MySQL/MariaDB test")
-    if connect is None:
-        pytest.skip("the websockets client is not installed (requirements-dev.txt has it)")
     database = connection.settings_dict["NAME"]
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE USER IF NOT EXISTS '{WORKER_USER}'@'%' IDENTIFIED BY 'drop-test-pw'")

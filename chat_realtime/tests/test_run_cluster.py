@@ -8,7 +8,6 @@ and is stopped the way Ctrl-C stops it. It needs nginx and a real Redis
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import signal
@@ -31,17 +30,12 @@ from chat_realtime.management.commands.run_cluster import (
     nginx_config,
     redis_problem,
 )
-from chat_realtime.tests.servers import app_environment, free_port
+from chat_realtime.tests.servers import Client, app_environment, free_port
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-try:
-    from websockets.asyncio.client import connect
-except ImportError:  # pragma: no cover - requirements-dev installs it
-    connect = None
 
 
 @dataclass
@@ -62,8 +56,6 @@ def missing_for_a_cluster() -> str | None:
     problem = redis_problem()
     if problem:
         return f"the local cluster test did not run: {problem}"
-    if connect is None:
-        return "the websockets client is not installed (requirements-dev.txt has it)"
     return None
 
 
@@ -126,44 +118,6 @@ def accepts_connections(address: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
-class Person:
-    """One person's websocket through the proxy, recording every frame."""
-
-    def __init__(self, ws_url: str, token: str) -> None:
-        self.url = f"{ws_url}?token={token}"
-        self.frames: list[dict] = []
-
-    async def __aenter__(self) -> Person:
-        self.socket = await connect(self.url, max_size=2**20)
-        # The proxy names the worker that took the socket (X-Upstream, see run_cluster.py).
-        self.worker = self.socket.response.headers["X-Upstream"]
-        self.reader = asyncio.create_task(self._read())
-        await self.wait_for(lambda f: f["type"] == "online_friends")
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.reader.cancel()
-        with contextlib.suppress(Exception):
-            await self.socket.close()
-
-    async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self.socket:
-                self.frames.append(json.loads(raw))
-
-    async def send(self, frame: dict) -> None:
-        await self.socket.send(json.dumps(frame))
-
-    async def wait_for(self, predicate, timeout: float = 10) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for frame in self.frames:
-                if predicate(frame):
-                    return frame
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"never got it; last frames: {self.frames[-5:]}")
-
-
 async def test_a_two_worker_cluster_serves_one_port_carries_messages_across_workers_and_stops_on_ctrl_c(
     cluster, befriend
 ):
@@ -182,8 +136,9 @@ async def test_a_two_worker_cluster_serves_one_port_carries_messages_across_work
     chat = await sync_to_async(befriend)(alice, bob)
 
     # Round robin: two sockets opened one after the other land on the two workers.
-    async with Person(cluster.ws_url, tokens[0]) as alice_socket, Person(cluster.ws_url, tokens[1]) as bob_socket:
-        assert alice_socket.worker != bob_socket.worker
+    alice, bob = (Client.with_token(cluster.ws_url, token) for token in tokens)
+    async with alice as alice_socket, bob as bob_socket:
+        assert alice_socket.upstream != bob_socket.upstream
         for person in (alice_socket, bob_socket):
             await person.send({"type": "join_chat", "chat_id": chat.pk})
             await person.wait_for(lambda f: f == {"type": "joined_chat", "chat_id": chat.pk})
@@ -193,7 +148,7 @@ async def test_a_two_worker_cluster_serves_one_port_carries_messages_across_work
         delivered = await bob_socket.wait_for(lambda f: f["type"] == "new_message")
         assert delivered["message"]["id"] == ack["message"]["id"]
         assert delivered["message"]["text"] == "across"
-        workers = {alice_socket.worker, bob_socket.worker}
+        workers = {alice_socket.upstream, bob_socket.upstream}
 
     cluster.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert await asyncio.to_thread(cluster.process.wait, 30) == 0, cluster.output()[-4000:]

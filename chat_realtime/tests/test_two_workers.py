@@ -20,15 +20,10 @@ from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chat_realtime.channel_layer import reaches_other_processes
-from chat_realtime.tests.servers import WorkerProcess
+from chat_realtime.tests.servers import Client, WorkerProcess
 from messaging.store import message_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-try:
-    from websockets.asyncio.client import connect
-except ImportError:  # pragma: no cover - requirements-dev installs it
-    connect = None
 
 # Short presence timing for the workers, so a dead worker is noticed in seconds.
 FAST_PRESENCE = {"PRESENCE_HEARTBEAT_SECONDS": "0.5", "PRESENCE_TTL_SECONDS": "2", "PRESENCE_SWEEP_SECONDS": "0.5"}
@@ -38,67 +33,10 @@ FAST_PRESENCE = {"PRESENCE_HEARTBEAT_SECONDS": "0.5", "PRESENCE_TTL_SECONDS": "2
 def workers(tmp_path):
     if not reaches_other_processes(settings.CHANNEL_LAYERS["default"]):
         pytest.skip("REDIS_HOST is not set: two worker processes share state only through a real Redis")
-    if connect is None:
-        pytest.skip("the websockets client is not installed (requirements-dev.txt has it)")
     started = [WorkerProcess(tmp_path / name, **FAST_PRESENCE).start() for name in ("a", "b")]
     yield started
     for worker in started:
         worker.stop()
-
-
-class Client:
-    """A websocket client of one user on one worker, recording every frame it receives."""
-
-    def __init__(self, user, worker: WorkerProcess) -> None:
-        self.user = user
-        self.url = f"{worker.ws_url}?token={AccessToken.for_user(user)}"
-        self.frames: list[dict] = []
-        self.acks: dict[str, asyncio.Future] = {}
-
-    async def __aenter__(self) -> Client:
-        self.socket = await connect(self.url, max_size=2**20)
-        self.reader = asyncio.create_task(self._read())
-        await self.wait_for(lambda f: f["type"] == "online_friends")
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.reader.cancel()
-        with contextlib.suppress(Exception):
-            await self.socket.close()
-
-    async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self.socket:
-                frame = json.loads(raw)
-                self.frames.append(frame)
-                if frame["type"] in ("message_ack", "error") and frame.get("client_id") in self.acks:
-                    self.acks.pop(frame["client_id"]).set_result(frame)
-
-    async def send(self, frame: dict) -> None:
-        await self.socket.send(json.dumps(frame))
-
-    async def send_message(self, chat_id: int, text: str, client_id: str) -> dict:
-        self.acks[client_id] = asyncio.get_running_loop().create_future()
-        await self.send({"type": "send_message", "chat_id": chat_id, "text": text, "client_id": client_id})
-        return await asyncio.wait_for(self.acks[client_id], timeout=10)
-
-    async def join(self, chat_id: int) -> None:
-        await self.send({"type": "join_chat", "chat_id": chat_id})
-        await self.wait_for(lambda f: f == {"type": "joined_chat", "chat_id": chat_id})
-
-    async def wait_for(self, predicate, timeout: float = 10) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for frame in self.frames:
-                if predicate(frame):
-                    return frame
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"{self.user.username} never got it; frames: {self.frames[-5:]}")
-
-    def new_message_ids(self, chat_id: int) -> list[str]:
-        return [
-            f["message"]["id"] for f in self.frames if f["type"] == "new_message" and f["message"]["chat_id"] == chat_id
-        ]
 
 
 def http(worker: WorkerProcess, user, method: str, path: str, body: dict | None = None) -> dict:
