@@ -251,3 +251,30 @@ async def test_events_published_from_the_database_thread_reach_sockets_in_commit
     frames = [f for f in await drain_all(tab) if f["type"] == "probe"]
     assert [f["n"] for f in frames] == list(range(20))
     await close(tab)
+
+
+async def test_a_socket_checks_its_permission_once_and_again_after_a_friendship_event(
+    friends_with_chat, unlimited_messages, monkeypatch
+):
+    alice, bob, chat = friends_with_chat
+    from friends import services as friends_services
+
+    checks = []
+    real_check = services.check_may_write
+
+    def counted(**kwargs):
+        checks.append(kwargs["chat_id"])
+        return real_check(**kwargs)
+
+    monkeypatch.setattr(services, "check_may_write", counted)
+    alice_tab = await open_socket(alice)
+    for n in range(3):
+        await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "hi", "client_id": f"p{n}"})
+    checked_before_unfriending = len(checks)
+    await sync_to_async(friends_services.unfriend)(user=bob, friend_id=alice.pk)
+    await drain_all(alice_tab)
+    refused = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "hey?", "client_id": "p9"})
+
+    assert checked_before_unfriending == 1  # three sends, one full check
+    assert refused["code"] == "not_friends" and len(checks) == 2
+    await close(alice_tab)
