@@ -8,12 +8,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat_realtime.settings")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from chat_realtime.consumers import RealtimeConsumer  # noqa: E402
-from chat_realtime.websocket_guards import AccessTokenAuthMiddleware, AllowedHostsOriginValidator  # noqa: E402
+from chat_realtime.websocket_guards import (  # noqa: E402
+    AccessTokenAuthMiddleware,
+    AllowedHostsOriginValidator,
+    SessionUserMiddleware,
+)
 
 websocket_urlpatterns = [path("ws/", RealtimeConsumer.as_asgi())]
 
@@ -21,7 +24,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(AccessTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            SessionUserMiddleware(AccessTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

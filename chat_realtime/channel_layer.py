@@ -15,13 +15,19 @@ undelivered messages expire.
 
 The stock layer sends every group message through Redis, even when the only
 members of the group are connections of this very process: a write to Redis,
-a read back, a decode, and only then delivery. Here `group_send` puts the
-message straight into the queues of this process's members and publishes it,
-tagged with this layer's id, for the other workers; the copy Redis echoes back
-to this process is dropped. Publishes queued while one is being written go to
+a read back, a decode, and only then delivery. Here `group_send` hands the
+message straight to this process's members and publishes it, tagged with this
+layer's id, for the other workers; the copy Redis echoes back to this process
+is dropped. Publishes queued while one is being written go to
 Redis together in one pipeline, in the order they were sent.
 
 Everything else (channels, subscriptions, reconnection) is channels-redis's own.
+
+Both layers hand a group message for a consumer of this process straight to
+its `Mailbox` (attached with `attach`): no queue per channel, no copy, no
+encoding, no task per message. `group_send_nowait` does a group send without
+awaiting anything, so events leave a database thread's commit in order (see
+chat_realtime.realtime).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from copy import deepcopy
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
@@ -42,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 ORIGIN_BYTES = 16
 EXPIRY_SCAN_EVERY_SECONDS = 1.0
+MAILBOX_CAPACITY = 100  # as the stock layers' channel capacity: a consumer this far behind misses messages
 
 
 def reaches_other_processes(layer_config: dict) -> bool:
@@ -49,10 +57,70 @@ def reaches_other_processes(layer_config: dict) -> bool:
     return layer_config["BACKEND"] != f"{__name__}.InProcessChannelLayer"
 
 
+class Mailbox:
+    """Everything one consumer handles, in arrival order: its websocket's frames and its layer messages.
+
+    The layer puts messages in with `put_nowait` (a full mailbox raises
+    ChannelFull, as a full channel does); the websocket's frames go in with
+    `put_and_wait`, which returns once the frame was handled, so the client's
+    next frame is read only then, as Channels does. `get` answers the next item
+    and a future to complete once it is handled (None for layer messages).
+    Messages are shared, not copied: whoever takes one must not change it.
+    """
+
+    def __init__(self, capacity: int = MAILBOX_CAPACITY) -> None:
+        self.capacity = capacity
+        self._items: deque[tuple[dict, asyncio.Future[None] | None]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
+
+    def put_nowait(self, message: dict) -> None:
+        if len(self._items) >= self.capacity:
+            raise ChannelFull()
+        self._append(message, None)
+
+    async def put_and_wait(self, message: dict) -> None:
+        handled = asyncio.get_running_loop().create_future()
+        self._append(message, handled)
+        await handled
+
+    def fail(self, error: BaseException) -> None:
+        """What feeds this mailbox broke: `get` raises `error` once the items before it are taken."""
+        self._failure = error
+        self._wake()
+
+    async def get(self) -> tuple[dict, asyncio.Future[None] | None]:
+        while not self._items:
+            if self._failure is not None:
+                raise self._failure
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def _append(self, message: dict, handled: asyncio.Future[None] | None) -> None:
+        self._items.append((message, handled))
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
 class InProcessChannelLayer(InMemoryChannelLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._next_scan = 0.0
+        self.mailboxes: dict[str, Mailbox] = {}
+
+    def attach(self, channel: str, mailbox: Mailbox) -> None:
+        """Messages for `channel` go straight into `mailbox` until `detach`."""
+        self.mailboxes[channel] = mailbox
+
+    def detach(self, channel: str) -> None:
+        self.mailboxes.pop(channel, None)
 
     def _clean_expired(self) -> None:
         now = time.monotonic()
@@ -60,18 +128,40 @@ class InProcessChannelLayer(InMemoryChannelLayer):
             self._next_scan = now + EXPIRY_SCAN_EVERY_SECONDS
             super()._clean_expired()
 
+    async def send(self, channel: str, message: dict) -> None:
+        mailbox = self.mailboxes.get(channel)
+        if mailbox is None:
+            await super().send(channel, message)
+        else:
+            mailbox.put_nowait(message)
+
     async def group_add(self, group: str, channel: str) -> None:
         await super().group_add(group, channel)
         self.groups[group][channel] = None  # no join time: never expires while the socket is open
 
     async def group_send(self, group: str, message: dict) -> None:
+        self.group_send_nowait(group, message)
+
+    def group_send_nowait(self, group: str, message: dict) -> None:
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()
         for channel in list(self.groups.get(group, ())):
+            mailbox = self.mailboxes.get(channel)
             # As in the stock layer: a full channel misses the message, the others still get it.
             with contextlib.suppress(ChannelFull):
-                await self.send(channel, message)
+                if mailbox is not None:
+                    mailbox.put_nowait(message)
+                else:
+                    self._enqueue(channel, message)
+
+    def _enqueue(self, channel: str, message: dict) -> None:
+        """The stock `send` without its await: a channel read through `receive` gets its own copy."""
+        queue = self.channels.setdefault(channel, asyncio.Queue(maxsize=self.get_capacity(channel)))
+        try:
+            queue.put_nowait((time.time() + self.expiry, deepcopy(message)))
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
 
 
 class LocalFirstPubSubChannelLayer(RedisPubSubChannelLayer):
@@ -88,7 +178,15 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.origin = uuid.uuid4().bytes
+        self.mailboxes: dict[str, Mailbox] = {}
         self._shards = [TaggedShardConnection(shard.host, self) for shard in self._shards]
+
+    def attach(self, channel: str, mailbox: Mailbox) -> None:
+        """Group messages for `channel` go straight into `mailbox` until `detach`."""
+        self.mailboxes[channel] = mailbox
+
+    def detach(self, channel: str) -> None:
+        self.mailboxes.pop(channel, None)
 
     def _get_group_channel_name(self, group: str) -> str:
         # Not the stock layer's name: its workers cannot read tagged messages, so during a rolling
@@ -96,13 +194,31 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
         return f"{self.prefix}__tagged_group__{group}"
 
     async def group_send(self, group: str, message: dict) -> None:
+        await asyncio.shield(self._group_send(group, message))
+
+    def group_send_nowait(self, group: str, message: dict) -> None:
+        """Delivered here at once; published for the other workers in order with the other sends."""
+        self._group_send(group, message)
+
+    def _group_send(self, group: str, message: dict) -> asyncio.Future[None]:
         group_channel = self._get_group_channel_name(group)
         data = self.channel_layer.serialize(message)
+        self.deliver_here(group_channel, message, data)
+        return self._get_shard(group_channel).publish_soon(group_channel, self.origin + data)
+
+    def deliver_here(self, group_channel: str, message: dict | None, data: bytes) -> None:
+        """A group message to this process's members of the group (`message` decoded from `data` if None)."""
         for channel in self.groups.get(group_channel, ()):
+            mailbox = self.mailboxes.get(channel)
+            if mailbox is not None:
+                if message is None:
+                    message = self.channel_layer.deserialize(data)
+                with contextlib.suppress(ChannelFull):
+                    mailbox.put_nowait(message)
+                continue
             queue = self.channels.get(channel)
             if queue is not None:
                 queue.put_nowait(data)
-        await self._get_shard(group_channel).publish_batched(group_channel, self.origin + data)
 
 
 class TaggedShardConnection(RedisSingleShardConnection):
@@ -114,15 +230,18 @@ class TaggedShardConnection(RedisSingleShardConnection):
         self._written: asyncio.Future[None] | None = None
         self._writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
 
-    async def publish_batched(self, channel: str, message: bytes) -> None:
-        """Publish with whatever else is waiting: one round trip for all of them, in order."""
+    def publish_soon(self, channel: str, message: bytes) -> asyncio.Future[None]:
+        """Publish with whatever else is waiting: one round trip for all of them, in order.
+
+        The future is done when that round trip is; a failure is logged here,
+        whether or not anybody awaits it.
+        """
         self._outgoing.append((channel, message))
         if self._written is None:
             written = self._written = asyncio.get_running_loop().create_future()
-            # Every sender may have stopped waiting by the time a failure is known; it is theirs, not the loop's.
-            written.add_done_callback(lambda done: done.cancelled() or done.exception())
+            written.add_done_callback(_log_failed_publish)
             self._writer = asyncio.get_running_loop().create_task(self._write_outgoing(written))
-        await asyncio.shield(self._written)
+        return self._written
 
     async def _write_outgoing(self, written: asyncio.Future[None]) -> None:
         try:
@@ -160,4 +279,10 @@ class TaggedShardConnection(RedisSingleShardConnection):
         data = message["data"]
         if data[:ORIGIN_BYTES] == self.channel_layer.origin:
             return  # delivered locally when it was sent
-        super()._receive_message({**message, "data": data[ORIGIN_BYTES:]})
+        self.channel_layer.deliver_here(name, None, data[ORIGIN_BYTES:])
+
+
+def _log_failed_publish(written: asyncio.Future[None]) -> None:
+    if not written.cancelled() and written.exception() is not None:
+        # The changes are committed; clients repair a lost live event with their next fetch.
+        logger.error("could not publish group messages to Redis: %r", written.exception())

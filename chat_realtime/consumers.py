@@ -8,6 +8,7 @@ that services publish to a group reach the client through `deliver`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -15,14 +16,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from accounts.events import user_group
 from chat_realtime.browser_frames import render_for_browser
+from chat_realtime.channel_layer import Mailbox
 from chat_realtime.errors import DATABASE_DOWN, ApplicationError
 from messaging import ws_handlers as messaging_frames
 from messaging.services import WriteGrant
@@ -54,10 +59,52 @@ def error_frame(code: str, message: str, **extra: Any) -> Frame:
     return {"type": "error", "code": code, "message": message, **extra}
 
 
+def encode_frame(frame: Frame) -> str:
+    try:
+        return orjson.dumps(frame).decode()
+    except orjson.JSONEncodeError:
+        # Text orjson refuses (a lone surrogate, say) still goes out, escaped, rather than not at all.
+        return json.dumps(frame, separators=(",", ":"))
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
     wants_html = False
     heartbeat: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Channels' consumer loop, with one Mailbox in place of its wait on two queues per message.
+
+        The stock loop starts a task and a multi-future wait for every frame and
+        every layer message; here the websocket and the layer feed one mailbox
+        (the layer puts this process's group messages straight in), and frames
+        and messages are still handled one at a time, in arrival order.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        mailbox = Mailbox()
+        self.channel_layer.attach(self.channel_name, mailbox)
+        feeders = [
+            asyncio.create_task(_feed(mailbox, receive, one_at_a_time=True)),
+            asyncio.create_task(_feed(mailbox, lambda: self.channel_layer.receive(self.channel_name))),
+        ]
+        try:
+            while True:
+                message, handled = await mailbox.get()
+                try:
+                    await self.dispatch(message)
+                finally:
+                    if handled is not None and not handled.done():
+                        handled.set_result(None)
+        except StopConsumer:
+            pass
+        finally:
+            self.channel_layer.detach(self.channel_name)
+            for feeder in feeders:
+                feeder.cancel()
+            await asyncio.gather(*feeders, return_exceptions=True)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -188,9 +235,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 logger.exception("could not render %r for the browser", frame.get("type"))
                 return
             if html:
-                await self.send(text_data=html)
+                await self.base_send({"type": "websocket.send", "text": html})
             return
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+        await self.base_send({"type": "websocket.send", "text": encode_frame(frame)})
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """A group event published by a service: forward its frame, unless it excludes this connection."""
@@ -213,3 +260,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
             self.groups_joined.discard(group)
+
+
+async def _feed(mailbox: Mailbox, source: Callable[[], Awaitable[dict]], *, one_at_a_time: bool = False) -> None:
+    """Move what `source` gives into `mailbox` until cancelled; `one_at_a_time` waits for each to be handled
+    (the websocket's frames: the client's next frame is read only then)."""
+    try:
+        while True:
+            message = await source()
+            if one_at_a_time:
+                await mailbox.put_and_wait(message)
+            else:
+                with contextlib.suppress(ChannelFull):
+                    mailbox.put_nowait(message)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as error:
+        mailbox.fail(error)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import weakref
-from collections import deque
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -82,41 +80,10 @@ def _serving_loop() -> asyncio.AbstractEventLoop | None:
     return loop if loop.is_running() else None
 
 
-class Outbox:
-    """Events handed over by database threads, given to the channel layer by the loop in the order committed."""
-
-    def __init__(self) -> None:
-        self.pending: deque[tuple[str, dict[str, Any]]] = deque()
-        self.sending = False
-        self.sender: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
-
-    def put(self, group: str, message: dict[str, Any]) -> None:
-        self.pending.append((group, message))
-        if not self.sending:
-            self.sending = True
-            self.sender = asyncio.get_running_loop().create_task(self._send_all())
-
-    async def _send_all(self) -> None:
-        layer = get_channel_layer()
-        try:
-            while self.pending:
-                batch = list(self.pending)
-                self.pending.clear()
-                # Started together, in order: each layer queues its delivery before its first await,
-                # so the order holds while the round trips to Redis overlap instead of adding up.
-                results = await asyncio.gather(
-                    *(layer.group_send(group, message) for group, message in batch), return_exceptions=True
-                )
-                for (group, message), result in zip(batch, results, strict=True):
-                    if isinstance(result, BaseException):
-                        logger.error("could not publish %s to %s: %r", message["frame"].get("type"), group, result)
-        finally:
-            self.sending = False
-
-
-_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox] = weakref.WeakKeyDictionary()
-
-
 def _hand_over(group: str, message: dict[str, Any]) -> None:
-    # Runs on the loop itself, so the outboxes need no lock.
-    _outboxes.setdefault(asyncio.get_running_loop(), Outbox()).put(group, message)
+    """On the serving loop, in the order the database threads handed events over: every layer
+    of ours delivers to this process's members at once and queues its publishes in that order."""
+    try:
+        get_channel_layer().group_send_nowait(group, message)
+    except Exception:
+        logger.exception("could not publish %s to %s", message["frame"].get("type"), group)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from urllib.parse import parse_qs
 
+from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.http.cookie import parse_cookie
 
 from accounts.selectors import user_for_access_token
 
@@ -28,6 +31,31 @@ class AllowedHostsOriginValidator(OriginValidator):
             return True
         self.allowed_origins = settings.ALLOWED_HOSTS
         return self.validate_origin(parsed_origin)
+
+
+class SessionUserMiddleware:
+    """The browser's session cookie -> `scope["user"]`, found as Channels' AuthMiddlewareStack finds it.
+
+    Looked up once, at connect. The stock stack also wraps the socket's `send`
+    to save the session with HTTP responses, a check that ran on every frame
+    and never applies to a websocket.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        cookies = {}
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie":
+                cookies = parse_cookie(value.decode("latin1"))
+                break
+        session_key = cookies.get(settings.SESSION_COOKIE_NAME)
+        user = AnonymousUser()
+        if session_key:
+            session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+            user = await get_user({"session": session})
+        return await self.application(dict(scope, cookies=cookies, user=user), receive, send)
 
 
 class AccessTokenAuthMiddleware:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from chat_realtime import channel_layer
-from chat_realtime.channel_layer import InProcessChannelLayer, LocalFirstPubSubChannelLayer
+from chat_realtime.channel_layer import InProcessChannelLayer, LocalFirstPubSubChannelLayer, Mailbox
 from chat_realtime.tests import redis_namespace
 
 needs_redis = pytest.mark.skipif(
@@ -141,3 +141,103 @@ async def test_in_one_process_a_channel_nobody_reads_is_dropped_from_its_groups_
     await layer.group_send("chat.3", {"type": "deliver"})  # the scan runs first, then nobody is left to send to
 
     assert layer.groups.get("chat.3", {}) == {}
+
+
+# --- mailboxes: this process's consumers take their messages straight from the layer ---------------
+
+
+async def mailbox_member(layer, group: str) -> tuple[str, Mailbox]:
+    channel = await member(layer, group)
+    mailbox = Mailbox(capacity=5)
+    layer.attach(channel, mailbox)
+    return channel, mailbox
+
+
+async def taken(mailbox: Mailbox, *, within: float = 2.0) -> list[dict]:
+    """Everything in the mailbox until nothing more comes for a moment."""
+    messages = []
+    try:
+        while True:
+            message, _ = await asyncio.wait_for(mailbox.get(), timeout=within if not messages else 0.3)
+            messages.append(message)
+    except TimeoutError:
+        return messages
+
+
+async def test_in_one_process_an_attached_mailbox_gets_each_group_message_in_order_without_a_queue():
+    layer = InProcessChannelLayer()
+    channel, mailbox = await mailbox_member(layer, "chat.6")
+
+    for n in range(3):
+        layer.group_send_nowait("chat.6", {"type": "deliver", "n": n})
+    await layer.group_send("chat.6", {"type": "deliver", "n": 3})
+
+    assert await taken(mailbox) == [{"type": "deliver", "n": n} for n in range(4)]
+    assert channel not in layer.channels
+
+
+async def test_a_full_mailbox_misses_the_message_and_the_other_members_still_get_it():
+    layer = InProcessChannelLayer()
+    _, slow = await mailbox_member(layer, "chat.7")
+    _, keeping_up = await mailbox_member(layer, "chat.7")
+
+    for n in range(slow.capacity + 1):
+        layer.group_send_nowait("chat.7", {"type": "deliver", "n": n})
+        if n < slow.capacity:
+            await keeping_up.get()
+
+    assert [message["n"] for message in await taken(slow)] == list(range(slow.capacity))
+    assert await taken(keeping_up) == [{"type": "deliver", "n": slow.capacity}]
+
+
+async def test_after_detach_a_channel_gets_its_messages_through_the_layer_again():
+    layer = InProcessChannelLayer()
+    channel, mailbox = await mailbox_member(layer, "chat.8")
+
+    layer.detach(channel)
+    await layer.group_send("chat.8", {"type": "deliver"})
+
+    assert await taken(mailbox, within=0.2) == []
+    assert await received(layer, channel) == [{"type": "deliver"}]
+
+
+async def test_a_websocket_frame_put_in_a_mailbox_is_waited_for_until_it_is_handled():
+    mailbox = Mailbox()
+    putting = asyncio.create_task(mailbox.put_and_wait({"type": "websocket.receive"}))
+
+    message, handled = await mailbox.get()
+    await asyncio.sleep(0.05)
+    assert not putting.done()
+
+    handled.set_result(None)
+    await asyncio.wait_for(putting, timeout=1)
+    assert message == {"type": "websocket.receive"}
+
+
+async def test_a_broken_feed_reaches_the_mailbox_reader_after_what_came_before():
+    mailbox = Mailbox()
+    mailbox.put_nowait({"type": "deliver"})
+
+    mailbox.fail(ConnectionResetError("gone"))
+
+    assert (await mailbox.get())[0] == {"type": "deliver"}
+    with pytest.raises(ConnectionResetError):
+        await mailbox.get()
+
+
+@needs_redis
+async def test_a_mailbox_on_another_worker_gets_group_messages_through_redis_once_in_order():
+    here, there = worker_layer(), worker_layer()
+    try:
+        _, local = await mailbox_member(here, "chat.9")
+        _, remote = await mailbox_member(there, "chat.9")
+
+        for n in range(3):
+            here.group_send_nowait("chat.9", {"type": "deliver", "n": n})
+
+        expected = [{"type": "deliver", "n": n} for n in range(3)]
+        assert await taken(local) == expected
+        assert await taken(remote) == expected
+    finally:
+        await here.flush()
+        await there.flush()

@@ -10,6 +10,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.events import user_group
 from chat_realtime.asgi import application
+from chat_realtime.consumers import encode_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,6 +68,23 @@ async def test_a_browser_connects_with_its_session_cookie_from_an_allowed_origin
 
     assert await ws.receive_json_from() == {"type": "pong"}
     await ws.disconnect()
+
+
+async def test_a_session_cookie_from_before_a_password_change_is_closed_with_4401(user, cookie):
+    user.set_password("a new and different passphrase")
+    await user.asave()
+
+    ws, connected, _ = await connect(headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)])
+
+    assert connected
+    await assert_closed_with(ws, 4401)
+
+
+async def test_an_unknown_session_cookie_is_closed_with_4401(db):
+    ws, connected, _ = await connect(headers=[(b"origin", b"http://testserver"), (b"cookie", b"sessionid=forged")])
+
+    assert connected
+    await assert_closed_with(ws, 4401)
 
 
 async def test_a_connection_without_credentials_is_closed_with_4401(db):
@@ -190,3 +208,20 @@ async def test_events_published_to_a_users_group_reach_each_of_their_connections
     assert await other.receive_nothing(timeout=0.3)
     for ws in (tab_one, tab_two, other):
         await ws.disconnect()
+
+
+async def test_a_closed_connection_leaves_no_mailbox_and_no_group_behind(user):
+    layer = get_channel_layer()
+    before = set(layer.mailboxes)
+    ws, _, _ = await connect(f"/ws/?token={access_token(user)}")
+    (channel,) = set(layer.mailboxes) - before
+
+    await ws.disconnect()
+
+    assert channel not in layer.mailboxes
+    assert not any(channel in members for members in layer.groups.values())
+
+
+def test_a_frame_with_text_the_fast_encoder_refuses_still_goes_out_escaped():
+    assert json.loads(encode_frame({"type": "x", "text": "a\ud800"})) == {"type": "x", "text": "a\ud800"}
+    assert encode_frame({"type": "x", "n": 1}) == '{"type":"x","n":1}'
