@@ -1,7 +1,8 @@
 """The one place that sends events to websockets: after the transaction commits.
 
-Services call `publish_to_user` / `publish_to_chat` with a small JSON frame;
-every worker's consumers in that group receive it (`RealtimeConsumer.deliver`).
+Services call `publish_to_user` / `publish_to_chat` with a small JSON frame,
+or `publish` with several events (`to_user`, `to_chat`) that go out together;
+every worker's consumers in that group receive them (`RealtimeConsumer.deliver`).
 Sending after commit means nobody hears of a change that was rolled back.
 """
 
@@ -22,54 +23,76 @@ from messaging.events import chat_group
 logger = logging.getLogger(__name__)
 
 Frame = dict[str, Any]
+# A group and the layer message for it; `publish` takes several, handed over together and in order.
+Event = tuple[str, dict[str, Any]]
+
+
+def to_user(user_id: int, frame: Frame) -> Event:
+    """Every open connection of this user."""
+    return user_group(user_id), {"type": "deliver", "frame": frame}
+
+
+def to_chat(
+    chat_id: int, frame: Frame, *, exclude_channel: str | None = None, exclude_user_id: int | None = None
+) -> Event:
+    """Every connection that joined this chat.
+
+    `exclude_channel` leaves out the connection the change came from (it got
+    its own answer); `exclude_user_id` leaves out all of one user's connections.
+    """
+    message: dict[str, Any] = {"type": "deliver", "frame": frame}
+    if exclude_channel:
+        message["exclude_channel"] = exclude_channel
+    if exclude_user_id is not None:
+        message["exclude_user_id"] = exclude_user_id
+    return chat_group(chat_id), message
+
+
+def publish(events: list[Event]) -> None:
+    """These events, in this order, once the current transaction commits (at once outside one)."""
+    if events:
+        transaction.on_commit(lambda: _send(events))
 
 
 def publish_to_user(user_id: int, frame: Frame) -> None:
-    """Every open connection of this user, once the current transaction commits."""
-    _publish_on_commit(user_group(user_id), {"frame": frame})
+    publish([to_user(user_id, frame)])
 
 
 def publish_to_chat(
     chat_id: int, frame: Frame, *, exclude_channel: str | None = None, exclude_user_id: int | None = None
 ) -> None:
-    """Every connection that joined this chat, once the current transaction commits.
-
-    `exclude_channel` leaves out the connection the change came from (it got
-    its own answer); `exclude_user_id` leaves out all of one user's connections.
-    """
-    event: dict[str, Any] = {"frame": frame}
-    if exclude_channel:
-        event["exclude_channel"] = exclude_channel
-    if exclude_user_id is not None:
-        event["exclude_user_id"] = exclude_user_id
-    _publish_on_commit(chat_group(chat_id), event)
+    publish([to_chat(chat_id, frame, exclude_channel=exclude_channel, exclude_user_id=exclude_user_id)])
 
 
 def end_sessions(user_id: int) -> None:
     """Close every open websocket of this user (on every worker), once the transaction commits."""
-    transaction.on_commit(lambda: _send(user_group(user_id), {"frame": {"type": "session_ended"}}, "session_ended"))
+    publish([(user_group(user_id), {"type": "session_ended", "frame": {"type": "session_ended"}})])
 
 
-def _publish_on_commit(group: str, event: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: _send(group, event))
-
-
-def _send(group: str, event: dict[str, Any], handler: str = "deliver") -> None:
-    message = {"type": handler, **event}
+def _send(events: list[Event]) -> None:
     loop = _serving_loop()
     if loop is not None:
-        # In a server's database thread: hand the event to its loop and go on, rather than
-        # hold the one thread all database work shares until the layer has sent it.
+        # In a server's database thread: hand the events to its loop and go on, rather than
+        # hold the one thread all database work shares until the layer has sent them.
         try:
-            loop.call_soon_threadsafe(_hand_over, group, message)
+            loop.call_soon_threadsafe(_hand_over, events)
             return
         except RuntimeError:  # the loop closed meanwhile
             pass
     try:
-        async_to_sync(get_channel_layer().group_send)(group, message)
+        async_to_sync(_group_send_each)(events)
     except Exception:
         # The change is committed; a lost live event is repaired by the client's next fetch.
-        logger.exception("could not publish %s to %s", event["frame"].get("type"), group)
+        logger.exception("could not publish %d events", len(events))
+
+
+async def _group_send_each(events: list[Event]) -> None:
+    layer = get_channel_layer()
+    for group, message in events:
+        try:
+            await layer.group_send(group, message)
+        except Exception:
+            logger.exception("could not publish %s to %s", message["frame"].get("type"), group)
 
 
 def _serving_loop() -> asyncio.AbstractEventLoop | None:
@@ -80,10 +103,12 @@ def _serving_loop() -> asyncio.AbstractEventLoop | None:
     return loop if loop.is_running() else None
 
 
-def _hand_over(group: str, message: dict[str, Any]) -> None:
+def _hand_over(events: list[Event]) -> None:
     """On the serving loop, in the order the database threads handed events over: every layer
     of ours delivers to this process's members at once and queues its publishes in that order."""
-    try:
-        get_channel_layer().group_send_nowait(group, message)
-    except Exception:
-        logger.exception("could not publish %s to %s", message["frame"].get("type"), group)
+    layer = get_channel_layer()
+    for group, message in events:
+        try:
+            layer.group_send_nowait(group, message)
+        except Exception:
+            logger.exception("could not publish %s to %s", message["frame"].get("type"), group)

@@ -51,12 +51,15 @@ def message_ack_frame(message: StoredMessage) -> dict[str, Any]:
     return {"type": "message_ack", "client_id": message.client_id, "message": message_data(message)}
 
 
-def chat_update_frame(*, chat_id: int, sender_id: int | None, last_message: StoredMessage | None, unread_count: int):
+def chat_update_frame(
+    *, chat_id: int, sender_id: int | None, last_message: dict[str, Any] | None, unread_count: int
+) -> dict[str, Any]:
+    """`last_message` as `last_message_data` gives it: one copy serves every participant's frame."""
     return {
         "type": "chat_update",
         "chat_id": chat_id,
         "sender_id": sender_id,
-        "last_message": last_message_data(last_message),
+        "last_message": last_message,
         "unread_count": unread_count,
     }
 

@@ -34,11 +34,11 @@ from accounts.models import User
 from chat_realtime.errors import ApplicationError, AuthenticationError, NotFoundError, ValidationFailed
 from chat_realtime.images import message_image_url
 from chat_realtime.rate_limits import check_rate_limit
-from chat_realtime.realtime import publish_to_chat, publish_to_user
+from chat_realtime.realtime import publish, publish_to_chat, to_chat, to_user
 from messaging import events, selectors
 from messaging.models import Chat, ChatParticipant
 from messaging.store import MessageStoreUnavailable, StoredMessage, message_store
-from messaging.store.base import ClientKey, NewMessage
+from messaging.store.base import ClientKey, NewMessage, UnreadWindow
 
 logger = logging.getLogger(__name__)
 
@@ -324,15 +324,20 @@ def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_unt
                 newest[key] = message
     _advance_chats(newest_in_chat)
 
-    # What you send, you have read. Chats are locked already, so their participants are taken in chat order.
-    senders = {sender_id for _, sender_id in newest_of_sender}
+    # What you send, you have read. Chats are locked already, so their participants are locked in chat order;
+    # all of them, so that nobody's read position moves between this and the counts of the chat_updates.
+    readers = []
     moved = {}
-    for membership in ChatParticipant.objects.select_for_update().filter(
-        chat_id__in=newest_in_chat, user_id__in=senders
+    for pk, chat_id, user_id, last_read in (
+        ChatParticipant.objects.select_for_update()
+        .filter(chat_id__in=newest_in_chat)
+        .order_by("pk")
+        .values_list("pk", "chat_id", "user_id", "last_read_message_id")
     ):
-        newest = newest_of_sender.get((membership.chat_id, membership.user_id))
-        if newest is not None and _is_newer(newest.id, membership.last_read_message_id):
-            moved[membership.pk] = newest.id
+        newest = newest_of_sender.get((chat_id, user_id))
+        if newest is not None and _is_newer(newest.id, last_read):
+            moved[pk] = last_read = newest.id
+        readers.append(UnreadWindow(chat_id=chat_id, after=last_read or None, reader_id=user_id))
     ChatParticipant.objects.set_read_positions(moved)
 
     announced: dict[str, tuple[MessageDraft, StoredMessage]] = {}
@@ -340,9 +345,17 @@ def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_unt
         if created or message.created_at > active_until[message.chat_id]:
             announced.setdefault(message.id, (draft, message))
     in_order = sorted(announced.values(), key=lambda pair: (pair[1].chat_id, store.order_key(pair[1].id)))
-    for draft, message in in_order:
-        publish_to_chat(message.chat_id, events.new_message_frame(message), exclude_channel=draft.origin_channel)
-    _publish_chat_updates({message.chat_id: newest_in_chat[message.chat_id] for _, message in in_order})
+    publish(
+        [
+            to_chat(message.chat_id, events.new_message_frame(message), exclude_channel=draft.origin_channel)
+            for draft, message in in_order
+        ]
+    )
+    announced_chats = {message.chat_id for _, message in in_order}
+    _publish_chat_updates(
+        {chat_id: newest_in_chat[chat_id] for chat_id in announced_chats},
+        readers=[reader for reader in readers if reader.chat_id in announced_chats],
+    )
 
 
 def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:
@@ -355,32 +368,48 @@ def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:
 
 
 def _publish_chat_updates(
-    latest: dict[int, StoredMessage | None], *, user_id: int | None = None, sender_known: bool = True
+    latest: dict[int, StoredMessage | None],
+    *,
+    user_id: int | None = None,
+    sender_known: bool = True,
+    readers: list[UnreadWindow] | None = None,
 ) -> None:
     """After commit, each participant of these chats (or only `user_id`) gets the chat's newest message
-    and their unread count: one query for the participants and one for all the counts.
+    and their unread count: one query for the participants (none if the caller has them as `readers`,
+    read in its transaction) and one for all the counts.
 
     Counted outside the transaction: a failure costs a badge update, never a message.
     """
     if not latest:
         return
 
-    def publish() -> None:
-        memberships = ChatParticipant.objects.filter(chat_id__in=latest)
-        if user_id is not None:
-            memberships = memberships.filter(user_id=user_id)
-        memberships = list(memberships)
-        for membership, unread in zip(memberships, selectors.unread_counts(memberships), strict=True):
-            last_message = latest[membership.chat_id]
+    def count_and_publish() -> None:
+        windows = readers
+        if windows is None:
+            memberships = ChatParticipant.objects.filter(chat_id__in=latest)
+            if user_id is not None:
+                memberships = memberships.filter(user_id=user_id)
+            windows = [
+                UnreadWindow(chat_id=chat_id, after=last_read or None, reader_id=reader_id)
+                for chat_id, reader_id, last_read in memberships.values_list(
+                    "chat_id", "user_id", "last_read_message_id"
+                )
+            ]
+        # One copy of each chat's last message for all its participants' frames.
+        last_messages = {chat_id: events.last_message_data(message) for chat_id, message in latest.items()}
+        updates = []
+        for window, unread in zip(windows, message_store().count_unread(windows), strict=True):
+            last_message = latest[window.chat_id]
             frame = events.chat_update_frame(
-                chat_id=membership.chat_id,
+                chat_id=window.chat_id,
                 sender_id=last_message.sender_id if sender_known and last_message else None,
-                last_message=last_message,
+                last_message=last_messages[window.chat_id],
                 unread_count=unread,
             )
-            publish_to_user(membership.user_id, frame)
+            updates.append(to_user(window.reader_id, frame))
+        publish(updates)
 
-    transaction.on_commit(publish, robust=True)
+    transaction.on_commit(count_and_publish, robust=True)
 
 
 @transaction.atomic

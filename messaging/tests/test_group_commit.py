@@ -174,7 +174,9 @@ def published_frames(monkeypatch) -> list[tuple[str, dict]]:
     from chat_realtime import realtime
 
     sent: list[tuple[str, dict]] = []
-    monkeypatch.setattr(realtime, "_send", lambda group, event, handler="deliver": sent.append((group, event["frame"])))
+    monkeypatch.setattr(
+        realtime, "_send", lambda events: sent.extend((group, event["frame"]) for group, event in events)
+    )
     return sent
 
 

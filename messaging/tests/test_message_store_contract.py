@@ -254,6 +254,29 @@ def test_add_many_stores_in_order_and_answers_a_resent_client_id_with_the_origin
     assert store.count_after(1, after=None) == 2
 
 
+def test_messages_added_together_come_back_from_the_store_as_they_were_answered(store):
+    from messaging.store.base import NewMessage
+
+    answers = store.add_many([NewMessage(1, 10, "one", "", "t1"), NewMessage(2, 11, "two", "https://img/2", "t2")])
+
+    assert [store.get(message.id) for message, _ in answers] == [message for message, _ in answers]
+
+
+@pytest.mark.parametrize("store", ["orm"], indirect=True)
+def test_the_sql_store_finds_the_ids_of_what_it_added_where_inserts_return_nothing(store, monkeypatch):
+    from django.db import connection
+
+    from messaging.store.base import NewMessage
+
+    # MySQL (unlike MariaDB and SQLite) has no INSERT ... RETURNING.
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+
+    answers = store.add_many([NewMessage(1, 10, "one", "", "r1"), NewMessage(1, 10, "two", "", "r2")])
+
+    assert [(m.text, created) for m, created in answers] == [("one", True), ("two", True)]
+    assert [store.get(message.id) for message, _ in answers] == [message for message, _ in answers]
+
+
 def test_find_by_client_ids_finds_exactly_the_keys_asked_for(store):
     a = add(store, chat_id=1, sender_id=10, client_id="x")
     b = add(store, chat_id=2, sender_id=11, client_id="y")
