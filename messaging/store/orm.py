@@ -35,14 +35,7 @@ INSERTED_COLUMNS = ("chat_id", "sender_id", "text", "image_url", "client_id", "c
 
 
 def _row(message: NewMessage, created_at) -> Message:
-    return Message(
-        chat_id=message.chat_id,
-        sender_id=message.sender_id,
-        text=message.text,
-        image_url=message.image_url,
-        client_id=message.client_id,
-        created_at=created_at,
-    )
+    return Message(**vars(message), created_at=created_at)
 
 
 def _unavailable(error: DatabaseError) -> MessageStoreUnavailable:
@@ -88,21 +81,7 @@ class OrmMessageStore:
             return [self._add_one(_row(m, created_at)) for m in messages]
         except DatabaseError as error:
             raise _unavailable(error) from error
-        return [
-            (
-                StoredMessage(
-                    id=str(ids[m.client_key]),
-                    chat_id=m.chat_id,
-                    sender_id=m.sender_id,
-                    text=m.text,
-                    image_url=m.image_url,
-                    client_id=m.client_id,
-                    created_at=created_at,
-                ),
-                True,
-            )
-            for m in messages
-        ]
+        return [(StoredMessage(id=str(ids[m.client_key]), **vars(m), created_at=created_at), True) for m in messages]
 
     def _add_many_then_find(self, messages, created_at):
         rows = [_row(m, created_at) for m in messages]
