@@ -310,9 +310,12 @@ def test_count_unread_counts_each_window_from_its_own_position_leaving_out_the_r
     assert store.count_unread([]) == []
 
 
-def test_on_mysql_pages_are_read_as_a_range_of_the_paging_index():
-    """A deep page of a long chat must not walk the chat's newer messages (MariaDB's `ref` plan does)."""
+def test_on_mysql_pages_and_unread_counts_are_read_as_a_range_of_the_paging_index():
+    """A deep page of a long chat must not walk the chat's newer messages (MariaDB's `ref` plan does),
+    nor a count of unread messages all the chat's messages (its plan on the client-id index)."""
     from django.db import connection
+
+    from messaging.store.base import UnreadWindow
 
     if connection.vendor != "mysql":
         pytest.skip("the index hint is for MySQL/MariaDB (DB_HOST is not set); SQLite plans the range itself")
@@ -329,6 +332,7 @@ def test_on_mysql_pages_are_read_as_a_range_of_the_paging_index():
     with connection.execute_wrapper(record):
         store.page_before(5, before=first.id, limit=3)
         store.page_after(5, after=first.id, limit=3)
+        store.count_unread([UnreadWindow(5, first.id, 10), UnreadWindow(6, None, 10)])
 
     with connection.cursor() as cursor:
         for sql, params in statements:
