@@ -31,6 +31,7 @@ from django.conf import settings  # noqa: E402  (needs django.setup() first)
 from django.db import transaction  # noqa: E402
 
 from messaging.models import Message  # noqa: E402
+from messaging.services import recount_unread  # noqa: E402
 from messaging.store import message_store  # noqa: E402
 
 BATCH = 10_000
@@ -143,12 +144,14 @@ def main() -> None:
     started = time.perf_counter()
     if args.delete:
         deleted = chat.delete()
+        recount_unread([args.chat_id])  # the services keep unread counts; written past them, they are recounted
         print(json.dumps({"store": store, "deleted": deleted, "seconds": round(time.perf_counter() - started, 1)}))
         return
     held = chat.count()
     senders = [int(s) for s in args.senders.split(",")]
     for batch in batches(seeded_rows(held, max(0, args.total - held), senders), BATCH):
         chat.insert(batch)
+    recount_unread([args.chat_id])
     total = chat.count()
     result = {
         "store": store,

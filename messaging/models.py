@@ -27,23 +27,27 @@ class Chat(models.Model):
 
 
 class ChatParticipantQuerySet(models.QuerySet):
-    def set_read_positions(self, positions: dict[int, str]) -> None:
-        """Set each membership's (by id) last read message in one UPDATE.
+    def set_read_state(self, states: dict[int, tuple[str, int]]) -> None:
+        """Set each membership's (by id) last read message and unread count in one UPDATE.
 
         Written out: for the few rows of one batch of sends, building the
         equivalent `bulk_update` cost more than running it (measured, bench/).
         """
-        if not positions:
+        if not states:
             return
         connection = connections[self.db]
         table = connection.ops.quote_name(self.model._meta.db_table)
-        cases = " ".join("WHEN %s THEN %s" for _ in positions)
-        ids = ", ".join("%s" for _ in positions)
-        params = [value for pair in positions.items() for value in pair] + list(positions)
+        cases = " ".join("WHEN %s THEN %s" for _ in states)
+        ids = ", ".join("%s" for _ in states)
+        positions = [value for pk, (position, _) in states.items() for value in (pk, position)]
+        counts = [value for pk, (_, unread) in states.items() for value in (pk, unread)]
         # Only placeholders and the quoted table name go into the text; every value is a parameter.
-        sql = f"UPDATE {table} SET last_read_message_id = CASE id {cases} END WHERE id IN ({ids})"  # noqa: S608
+        sql = (
+            f"UPDATE {table} SET last_read_message_id = CASE id {cases} END, "  # noqa: S608
+            f"unread_count = CASE id {cases} END WHERE id IN ({ids})"
+        )
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, [*positions, *counts, *states])
 
 
 class ChatParticipant(models.Model):
@@ -52,6 +56,9 @@ class ChatParticipant(models.Model):
     joined_at = models.DateTimeField(auto_now_add=True)
     # Id of the newest message this participant has read (opaque store id).
     last_read_message_id = models.CharField(max_length=64, blank=True, default="")
+    # Messages of the others after last_read_message_id, kept with it (messaging.services) so that
+    # badges cost no count however much is unread; `manage.py recount_unread` recounts them.
+    unread_count = models.PositiveIntegerField(default=0)
 
     objects = ChatParticipantQuerySet.as_manager()
 

@@ -8,7 +8,7 @@ from accounts.models import User
 from chat_realtime.errors import NotFoundError, ValidationFailed
 from messaging.models import Chat, ChatParticipant
 from messaging.store import StoredMessage, message_store
-from messaging.store.base import InvalidMessageId, UnreadWindow
+from messaging.store.base import InvalidMessageId
 
 HISTORY_LIMIT_DEFAULT = 30
 HISTORY_LIMIT_MAX = 100
@@ -20,14 +20,6 @@ def participant(*, user_id: int, chat_id: int) -> ChatParticipant:
     if membership is None:
         raise NotFoundError("No such chat.")
     return membership
-
-
-def unread_counts(memberships: list[ChatParticipant]) -> list[int]:
-    """For each membership, the messages from the others after the last one it read, in one round trip
-    to the store. Durable: no cache."""
-    return message_store().count_unread(
-        [UnreadWindow(m.chat_id, m.last_read_message_id or None, m.user_id) for m in memberships]
-    )
 
 
 @dataclass(frozen=True)
@@ -48,17 +40,13 @@ def chat_summaries(user: User, chat_ids: list[int] | None = None) -> list[ChatSu
     people: dict[int, list[User]] = {chat_id: [] for chat_id in ids}
     for row in ChatParticipant.objects.filter(chat_id__in=ids).select_related("user").order_by("user__username"):
         people[row.chat_id].append(row.user)
-    store = message_store()
-    latest = store.latest_of_chats(ids)
-    # One round trip for all the unread counts (per few hundred chats).
-    with_messages = [m for m in memberships if m.chat_id in latest]
-    unread = dict(zip([m.chat_id for m in with_messages], unread_counts(with_messages), strict=True))
+    latest = message_store().latest_of_chats(ids)
     return [
         ChatSummary(
             chat=m.chat,
             participants=people[m.chat_id],
             last_message=latest.get(m.chat_id),
-            unread_count=unread.get(m.chat_id, 0),
+            unread_count=m.unread_count,
         )
         for m in memberships
     ]

@@ -38,7 +38,7 @@ from chat_realtime.realtime import publish, publish_to_chat, to_chat, to_user
 from messaging import events, selectors
 from messaging.models import Chat, ChatParticipant
 from messaging.store import MessageStoreUnavailable, StoredMessage, message_store
-from messaging.store.base import ClientKey, NewMessage, UnreadWindow
+from messaging.store.base import ClientKey, InvalidMessageId, NewMessage, UnreadWindow
 
 logger = logging.getLogger(__name__)
 
@@ -296,8 +296,21 @@ def _store_down() -> ApplicationError:
     )
 
 
+def _readable_position(position: str) -> str | None:
+    """A read position the store can order by; None for none, or for one it cannot read (left by the other
+    message store, say), which then counts as nothing read and heals with the next read or send."""
+    if not position:
+        return None
+    try:
+        message_store().order_key(position)
+    except InvalidMessageId:
+        return None
+    return position
+
+
 def _is_newer(message_id: str, than: str) -> bool:
-    if not than:
+    than = _readable_position(than)
+    if than is None:
         return True
     store = message_store()
     return store.order_key(message_id) > store.order_key(than)
@@ -324,37 +337,62 @@ def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_unt
                 newest[key] = message
     _advance_chats(newest_in_chat)
 
-    # What you send, you have read. Chats are locked already, so their participants are locked in chat order;
-    # all of them, so that nobody's read position moves between this and the counts of the chat_updates.
-    readers = []
-    moved = {}
-    for pk, chat_id, user_id, last_read in (
-        ChatParticipant.objects.select_for_update()
-        .filter(chat_id__in=newest_in_chat)
-        .order_by("pk")
-        .values_list("pk", "chat_id", "user_id", "last_read_message_id")
-    ):
-        newest = newest_of_sender.get((chat_id, user_id))
-        if newest is not None and _is_newer(newest.id, last_read):
-            moved[pk] = last_read = newest.id
-        readers.append(UnreadWindow(chat_id=chat_id, after=last_read or None, reader_id=user_id))
-    ChatParticipant.objects.set_read_positions(moved)
-
     announced: dict[str, tuple[MessageDraft, StoredMessage]] = {}
     for draft, message, created in recorded:
         if created or message.created_at > active_until[message.chat_id]:
             announced.setdefault(message.id, (draft, message))
     in_order = sorted(announced.values(), key=lambda pair: (pair[1].chat_id, store.order_key(pair[1].id)))
+    arrived: dict[int, list[StoredMessage]] = {}
+    for _, message in in_order:
+        arrived.setdefault(message.chat_id, []).append(message)
+    created_ids = {message.id for _, message, created in recorded if created}
+
+    # What you send, you have read; what the others send is unread. Chats are locked already, so their
+    # participants are locked in chat order, and nobody's read state moves between this and the chat_updates.
+    readers: list[tuple[int, int, int]] = []  # chat, user, unread
+    changed: dict[int, tuple[str, int]] = {}
+    recount: dict[int, tuple[int, int, str]] = {}
+    for pk, chat_id, user_id, last_read, unread in (
+        ChatParticipant.objects.select_for_update()
+        .filter(chat_id__in=newest_in_chat)
+        .order_by("pk")
+        .values_list("pk", "chat_id", "user_id", "last_read_message_id", "unread_count")
+    ):
+        position = last_read
+        newest = newest_of_sender.get((chat_id, user_id))
+        moved = newest is not None and _is_newer(newest.id, last_read)
+        if moved:
+            position = newest.id
+        new_for_them = sum(1 for m in arrived.get(chat_id, ()) if m.sender_id != user_id and _is_newer(m.id, position))
+        if not moved:
+            unread += new_for_them
+        elif position in created_ids:
+            unread = new_for_them  # everything from before this batch is older than their own new message
+        else:
+            # Moved to a resend of something stored earlier (a repair): what came after it is counted.
+            recount[pk] = (chat_id, user_id, position)
+            continue
+        if position != last_read or new_for_them:
+            changed[pk] = (position, unread)
+        readers.append((chat_id, user_id, unread))
+    if recount:
+        windows = [UnreadWindow(chat_id, position, user_id) for chat_id, user_id, position in recount.values()]
+        for (pk, (chat_id, user_id, position)), unread in zip(
+            recount.items(), store.count_unread(windows), strict=True
+        ):
+            changed[pk] = (position, unread)
+            readers.append((chat_id, user_id, unread))
+    ChatParticipant.objects.set_read_state(changed)
+
     publish(
         [
             to_chat(message.chat_id, events.new_message_frame(message), exclude_channel=draft.origin_channel)
             for draft, message in in_order
         ]
     )
-    announced_chats = {message.chat_id for _, message in in_order}
     _publish_chat_updates(
-        {chat_id: newest_in_chat[chat_id] for chat_id in announced_chats},
-        readers=[reader for reader in readers if reader.chat_id in announced_chats],
+        {chat_id: newest_in_chat[chat_id] for chat_id in arrived},
+        readers=[reader for reader in readers if reader[0] in arrived],
     )
 
 
@@ -372,44 +410,32 @@ def _publish_chat_updates(
     *,
     user_id: int | None = None,
     sender_known: bool = True,
-    readers: list[UnreadWindow] | None = None,
+    readers: list[tuple[int, int, int]] | None = None,
 ) -> None:
     """After commit, each participant of these chats (or only `user_id`) gets the chat's newest message
-    and their unread count: one query for the participants (none if the caller has them as `readers`,
-    read in its transaction) and one for all the counts.
-
-    Counted outside the transaction: a failure costs a badge update, never a message.
+    and their unread count: read from the memberships, or given as `readers` (chat, user, unread) by a
+    caller that has them from its transaction.
     """
     if not latest:
         return
-
-    def count_and_publish() -> None:
-        windows = readers
-        if windows is None:
-            memberships = ChatParticipant.objects.filter(chat_id__in=latest)
-            if user_id is not None:
-                memberships = memberships.filter(user_id=user_id)
-            windows = [
-                UnreadWindow(chat_id=chat_id, after=last_read or None, reader_id=reader_id)
-                for chat_id, reader_id, last_read in memberships.values_list(
-                    "chat_id", "user_id", "last_read_message_id"
-                )
-            ]
-        # One copy of each chat's last message for all its participants' frames.
-        last_messages = {chat_id: events.last_message_data(message) for chat_id, message in latest.items()}
-        updates = []
-        for window, unread in zip(windows, message_store().count_unread(windows), strict=True):
-            last_message = latest[window.chat_id]
-            frame = events.chat_update_frame(
-                chat_id=window.chat_id,
-                sender_id=last_message.sender_id if sender_known and last_message else None,
-                last_message=last_messages[window.chat_id],
-                unread_count=unread,
-            )
-            updates.append(to_user(window.reader_id, frame))
-        publish(updates)
-
-    transaction.on_commit(count_and_publish, robust=True)
+    if readers is None:
+        memberships = ChatParticipant.objects.filter(chat_id__in=latest)
+        if user_id is not None:
+            memberships = memberships.filter(user_id=user_id)
+        readers = list(memberships.values_list("chat_id", "user_id", "unread_count"))
+    # One copy of each chat's last message for all its participants' frames.
+    last_messages = {chat_id: events.last_message_data(message) for chat_id, message in latest.items()}
+    updates = []
+    for chat_id, reader_id, unread in readers:
+        last_message = latest[chat_id]
+        frame = events.chat_update_frame(
+            chat_id=chat_id,
+            sender_id=last_message.sender_id if sender_known and last_message else None,
+            last_message=last_messages[chat_id],
+            unread_count=unread,
+        )
+        updates.append(to_user(reader_id, frame))
+    publish(updates)
 
 
 @transaction.atomic
@@ -421,15 +447,54 @@ def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
     message = message_store().get(message_id)
     if message is None or message.chat_id != membership.chat_id:
         raise NotFoundError("No such message in this chat.")
+    # Locked, this membership's read state waits for a batch of sends into the chat to commit (or the batch
+    # waits for this): the count below sees each of its messages, or the batch counts them in after this.
     membership = ChatParticipant.objects.select_for_update().get(pk=membership.pk)
     if not _is_newer(message.id, membership.last_read_message_id):
         return
     membership.last_read_message_id = message.id
-    membership.save(update_fields=["last_read_message_id"])
+    membership.unread_count = message_store().count_unread([UnreadWindow(chat_id, message.id, user.pk)])[0]
+    membership.save(update_fields=["last_read_message_id", "unread_count"])
     publish_to_chat(
         chat_id, events.read_frame(chat_id=chat_id, user_id=user.pk, message_id=message.id), exclude_user_id=user.pk
     )
     _publish_chat_updates({chat_id: message_store().latest(chat_id)}, user_id=user.pk, sender_known=False)
+
+
+RECOUNT_CHATS_PER_TRANSACTION = 200
+
+
+def recount_unread(chat_ids: list[int] | None = None) -> int:
+    """Count each membership's unread messages again (of these chats, or all) and store the counts;
+    answers how many were wrong. For after messages were written past the services (a restore, a seed)."""
+    if chat_ids is None:
+        chat_ids = list(Chat.objects.order_by("pk").values_list("pk", flat=True))
+    corrected = 0
+    for start in range(0, len(chat_ids), RECOUNT_CHATS_PER_TRANSACTION):
+        with transaction.atomic():
+            # Locked as sending locks them, chats first: no send counts in while this counts.
+            batch = chat_ids[start : start + RECOUNT_CHATS_PER_TRANSACTION]
+            list(Chat.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk"))
+            memberships = list(
+                ChatParticipant.objects.select_for_update()
+                .filter(chat_id__in=batch)
+                .order_by("pk")
+                .values_list("pk", "chat_id", "user_id", "last_read_message_id", "unread_count")
+            )
+            windows = [
+                UnreadWindow(chat_id, _readable_position(position), user_id)
+                for _, chat_id, user_id, position, _ in memberships
+            ]
+            wrong = {
+                pk: (position, unread)
+                for (pk, _, _, position, stored), unread in zip(
+                    memberships, message_store().count_unread(windows), strict=True
+                )
+                if unread != stored
+            }
+            ChatParticipant.objects.set_read_state(wrong)
+            corrected += len(wrong)
+    return corrected
 
 
 def open_chat(*, user: User, chat_id: int) -> None:

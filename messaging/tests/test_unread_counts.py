@@ -1,0 +1,104 @@
+"""Unread counts are kept with each membership as messages are sent and read, and always equal a recount."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connection
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzzing
+from hypothesis import strategies as st
+
+from messaging import services
+from messaging.models import ChatParticipant
+from messaging.store import message_store
+from messaging.store.base import UnreadWindow
+
+pytestmark = pytest.mark.django_db
+
+_client_ids = itertools.count()
+
+
+def draft(sender, chat, client_id=None) -> services.MessageDraft:
+    client_id = client_id or f"u{next(_client_ids)}"
+    return services.MessageDraft(sender=sender, chat_id=chat.pk, text="hi", client_id=client_id)
+
+
+def kept_and_recounted(chat) -> tuple[dict[int, int], dict[int, int]]:
+    """Each participant's (by user id) unread count as kept, and as the store counts it."""
+    memberships = list(ChatParticipant.objects.filter(chat=chat))
+    windows = [UnreadWindow(m.chat_id, m.last_read_message_id or None, m.user_id) for m in memberships]
+    recounted = message_store().count_unread(windows)
+    return {m.user_id: m.unread_count for m in memberships}, dict(
+        zip([m.user_id for m in memberships], recounted, strict=True)
+    )
+
+
+# A step: a batch of sends by some of the people (the same client id twice is a resend), or one of them reads.
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.lists(st.tuples(st.integers(0, 1), st.integers(0, 5)), min_size=1, max_size=6)),
+        st.tuples(st.just("read"), st.integers(0, 1)),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@fuzzing(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps)
+def test_kept_counts_equal_a_recount_after_any_sends_resends_and_reads(friends_with_chat, unlimited_messages, steps):
+    people, chat = friends_with_chat[:2], friends_with_chat[2]
+    run = next(_client_ids)
+
+    for kind, what in steps:
+        if kind == "send":
+            services.send_messages([draft(people[who], chat, f"r{run}-{who}-{n}") for who, n in what])
+        else:
+            latest = message_store().latest(chat.pk)
+            if latest is not None:
+                services.mark_read(user=people[what], chat_id=chat.pk, message_id=latest.id)
+        kept, recounted = kept_and_recounted(chat)
+        assert kept == recounted, (kind, what)
+
+
+def test_a_batch_counts_nothing_it_can_add_up(friends_with_chat, unlimited_messages):
+    alice, bob, chat = friends_with_chat
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        services.send_messages([draft(alice, chat), draft(bob, chat), draft(alice, chat)])
+
+    assert not [sql for sql in statements if "SUM(CASE" in sql or "COUNT(" in sql.upper()]
+    assert kept_and_recounted(chat) == ({alice.pk: 0, bob.pk: 1}, {alice.pk: 0, bob.pk: 1})
+
+
+def test_recount_unread_fixes_counts_of_messages_written_past_the_services(friends_with_chat, capsys):
+    alice, bob, chat = friends_with_chat
+    for n in range(3):
+        message_store().add(chat_id=chat.pk, sender_id=alice.pk, text="restored", image_url="", client_id=f"x{n}")
+
+    call_command("recount_unread")
+
+    assert kept_and_recounted(chat) == ({alice.pk: 0, bob.pk: 3}, {alice.pk: 0, bob.pk: 3})
+    assert "fixed 1 wrong count" in capsys.readouterr().out  # alice's 0 was right; bob's was not
+    call_command("recount_unread", "--chat", str(chat.pk))
+    assert "fixed 0 wrong count" in capsys.readouterr().out
+
+
+def test_the_migration_counts_what_was_unread_before_counts_were_kept(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    message_store().add(chat_id=chat.pk, sender_id=alice.pk, text="old", image_url="", client_id="m1")
+    migration = importlib.import_module("messaging.migrations.0005_chatparticipant_unread_count")
+
+    migration.count_what_is_unread(apps, None)
+
+    assert kept_and_recounted(chat) == ({alice.pk: 0, bob.pk: 1}, {alice.pk: 0, bob.pk: 1})
