@@ -33,6 +33,7 @@ from messaging import ws_handlers as messaging_frames
 from messaging.services import WriteGrant
 from presence import events as presence_events
 from presence import services as presence
+from presence.heartbeats import heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,6 @@ def encode_frame(frame: Frame) -> str:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
     wants_html = False
-    heartbeat: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' consumer loop, with one Mailbox in place of its wait on two queues per message.
@@ -102,6 +102,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             pass
         finally:
             self.channel_layer.detach(self.channel_name)
+            heartbeats().discard(self.channel_name)  # however the consumer ended
             for feeder in feeders:
                 feeder.cancel()
             await asyncio.gather(*feeders, return_exceptions=True)
@@ -127,21 +128,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             user_id=self.user_id, connection_id=self.channel_name
         )
         await self.send_frame(presence_events.online_friends_frame(online_friends))
-        self.heartbeat = asyncio.create_task(self.keep_alive())
-
-    async def keep_alive(self) -> None:
-        """Renew this connection's presence until it closes; sweep away dead workers' users meanwhile.
-
-        A failed beat is logged and the next one tries again: stopping would
-        show the user offline while they are connected.
-        """
-        while True:
-            await asyncio.sleep(settings.PRESENCE_HEARTBEAT_SECONDS)
-            try:
-                await database_sync_to_async(presence.heartbeat)(user_id=self.user_id, connection_id=self.channel_name)
-                await database_sync_to_async(presence.sweep_if_due)()
-            except Exception:
-                logger.exception("presence heartbeat of user %s failed", self.user_id)
+        heartbeats().add(self.channel_name, self.user_id)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' own dispatch first closes stale database connections through a thread
@@ -165,8 +152,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.user_id is None:
             return
         user_id, self.user_id = self.user_id, None
-        if self.heartbeat is not None:
-            self.heartbeat.cancel()
+        heartbeats().discard(self.channel_name)
         for group in list(self.groups_joined):
             await self.leave_group(group)
         await database_sync_to_async(presence.disconnect)(user_id=user_id, connection_id=self.channel_name)
