@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 ORIGIN_BYTES = 16
 EXPIRY_SCAN_EVERY_SECONDS = 1.0
-MAILBOX_CAPACITY = 100  # as the stock layers' channel capacity: a consumer this far behind misses messages
+# Ten full batches of sends (messaging.group_commit.MAX_BATCH) into one chat, with their chat_updates.
+MAILBOX_CAPACITY = 1000
 
 
 def reaches_other_processes(layer_config: dict) -> bool:
@@ -57,54 +58,66 @@ def reaches_other_processes(layer_config: dict) -> bool:
     return layer_config["BACKEND"] != f"{__name__}.InProcessChannelLayer"
 
 
+class MailboxOverflow(Exception):
+    """A consumer fell more than its mailbox's capacity behind: it must start over rather than miss events."""
+
+
 class Mailbox:
     """Everything one consumer handles, in arrival order: its websocket's frames and its layer messages.
 
-    The layer puts messages in with `put_nowait` (a full mailbox raises
-    ChannelFull, as a full channel does); the websocket's frames go in with
-    `put_and_wait`, which returns once the frame was handled, so the client's
-    next frame is read only then, as Channels does. `get` answers the next item
-    and a future to complete once it is handled (None for layer messages).
-    Messages are shared, not copied: whoever takes one must not change it.
+    The layer puts messages in with `put_nowait`; the websocket's frames go in
+    with `put_and_wait`, which returns once the frame was handled, so the
+    client's next frame is read only then, as Channels does. `get` answers the
+    next item and a future to complete once it is handled (None for layer
+    messages). Messages are shared, not copied: whoever takes one must not
+    change it.
+
+    A mailbox holds `capacity` layer messages at most. Rather than drop one
+    event silently and serve the rest, a full mailbox takes nothing more and,
+    after what it holds, `get` raises MailboxOverflow: the consumer closes its
+    socket and the client reconnects and fetches what it missed.
     """
 
-    def __init__(self, capacity: int = MAILBOX_CAPACITY) -> None:
-        self.capacity = capacity
-        self._items: deque[tuple[dict, asyncio.Future[None] | None]] = deque()
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = MAILBOX_CAPACITY if capacity is None else capacity
+        self._items: deque[tuple[dict, asyncio.Future[None] | None] | BaseException] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._failure: BaseException | None = None
+        self._closed = False
 
     def put_nowait(self, message: dict) -> None:
+        if self._closed:
+            return  # its consumer is ending: nothing more will be read
         if len(self._items) >= self.capacity:
-            raise ChannelFull()
-        self._append(message, None)
+            self.fail(MailboxOverflow(f"more than {self.capacity} messages waiting"))
+            return
+        self._append((message, None))
 
     async def put_and_wait(self, message: dict) -> None:
         handled = asyncio.get_running_loop().create_future()
-        self._append(message, handled)
+        if not self._closed:
+            self._append((message, handled))
         await handled
 
     def fail(self, error: BaseException) -> None:
-        """What feeds this mailbox broke: `get` raises `error` once the items before it are taken."""
-        self._failure = error
-        self._wake()
+        """What feeds this mailbox broke: `get` raises `error` after the items already in, and takes nothing more."""
+        if not self._closed:
+            self._closed = True
+            self._append(error)
 
     async def get(self) -> tuple[dict, asyncio.Future[None] | None]:
         while not self._items:
-            if self._failure is not None:
-                raise self._failure
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._items.popleft()
+        item = self._items.popleft()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
-    def _append(self, message: dict, handled: asyncio.Future[None] | None) -> None:
-        self._items.append((message, handled))
-        self._wake()
-
-    def _wake(self) -> None:
+    def _append(self, item: tuple[dict, asyncio.Future[None] | None] | BaseException) -> None:
+        self._items.append(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -148,12 +161,12 @@ class InProcessChannelLayer(InMemoryChannelLayer):
         self._clean_expired()
         for channel in list(self.groups.get(group, ())):
             mailbox = self.mailboxes.get(channel)
+            if mailbox is not None:
+                mailbox.put_nowait(message)
+                continue
             # As in the stock layer: a full channel misses the message, the others still get it.
             with contextlib.suppress(ChannelFull):
-                if mailbox is not None:
-                    mailbox.put_nowait(message)
-                else:
-                    self._enqueue(channel, message)
+                self._enqueue(channel, message)
 
     def _enqueue(self, channel: str, message: dict) -> None:
         """The stock `send` without its await: a channel read through `receive` gets its own copy."""
@@ -213,8 +226,7 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
             if mailbox is not None:
                 if message is None:
                     message = self.channel_layer.deserialize(data)
-                with contextlib.suppress(ChannelFull):
-                    mailbox.put_nowait(message)
+                mailbox.put_nowait(message)
                 continue
             queue = self.channels.get(channel)
             if queue is not None:

@@ -8,7 +8,6 @@ that services publish to a group reach the client through `deliver`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs
 import orjson
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.exceptions import ChannelFull, StopConsumer
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -27,7 +26,7 @@ from django.db import InterfaceError, OperationalError
 
 from accounts.events import user_group
 from chat_realtime.browser_frames import render_for_browser
-from chat_realtime.channel_layer import Mailbox
+from chat_realtime.channel_layer import Mailbox, MailboxOverflow
 from chat_realtime.errors import DATABASE_DOWN, ApplicationError
 from messaging import ws_handlers as messaging_frames
 from messaging.services import WriteGrant
@@ -40,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Close codes of our protocol (4000-4999 are the application's own).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_TOO_FAR_BEHIND = 1013  # "try again later": more events waited for this socket than its mailbox holds
 
 Frame = dict[str, Any]
 FrameHandler = Callable[["RealtimeConsumer", Frame], Awaitable[Frame | None]]
@@ -100,6 +100,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                         handled.set_result(None)
         except StopConsumer:
             pass
+        except MailboxOverflow:
+            # Closed rather than left to miss events: the client reconnects and fetches what it missed.
+            logger.warning("socket of user %s fell too far behind; closed with %s", self.user_id, CLOSE_TOO_FAR_BEHIND)
+            await self.release()
+            await self.close(code=CLOSE_TOO_FAR_BEHIND)
         finally:
             self.channel_layer.detach(self.channel_name)
             heartbeats().discard(self.channel_name)  # however the consumer ended
@@ -257,8 +262,7 @@ async def _feed(mailbox: Mailbox, source: Callable[[], Awaitable[dict]], *, one_
             if one_at_a_time:
                 await mailbox.put_and_wait(message)
             else:
-                with contextlib.suppress(ChannelFull):
-                    mailbox.put_nowait(message)
+                mailbox.put_nowait(message)
     except asyncio.CancelledError:
         raise
     except BaseException as error:

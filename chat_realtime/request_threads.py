@@ -9,9 +9,12 @@ thread and the connection were most of a small API request's time.
 
 Here a request borrows an idle one-thread executor and gives it back when it
 ends: one request at a time on each thread, as Django needs, and the thread's
-database connection serves the next request, closed by Django's own
-`close_old_connections` once older than CONN_MAX_AGE or broken, as under WSGI.
-Requests that arrive together still run side by side, each on its own thread.
+database connection serves the next request. Django's `close_old_connections`
+closes it, when a request starts or ends on that thread, once older than
+CONN_MAX_AGE or broken, as under WSGI; so up to IDLE_THREADS_KEPT connections a
+worker stay open between requests (count them into the database's connection
+limit). Requests that arrive together still run side by side, each on its own
+thread.
 
 The middleware chain runs on that thread too, as one synchronous call, as under
 WSGI. Built for async, Django's chain hopped between the loop and the thread at

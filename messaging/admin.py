@@ -37,7 +37,7 @@ class ParticipantInline(admin.TabularInline):
     model = ChatParticipant
     extra = 0
     raw_id_fields = ("user",)
-    readonly_fields = ("user", "joined_at", "last_read_message_id")
+    readonly_fields = ("user", "joined_at", "last_read_message_id", "unread_count")
     can_delete = False
 
 

@@ -447,8 +447,9 @@ def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
     message = message_store().get(message_id)
     if message is None or message.chat_id != membership.chat_id:
         raise NotFoundError("No such message in this chat.")
-    # Locked, this membership's read state waits for a batch of sends into the chat to commit (or the batch
-    # waits for this): the count below sees each of its messages, or the batch counts them in after this.
+    # Locked as a batch of sends locks them, chat first: a batch into this chat commits before the count
+    # below (which then sees its messages), or starts after this commits (and counts them in itself).
+    list(Chat.objects.select_for_update().filter(pk=chat_id).values_list("pk"))
     membership = ChatParticipant.objects.select_for_update().get(pk=membership.pk)
     if not _is_newer(message.id, membership.last_read_message_id):
         return

@@ -114,27 +114,37 @@ HEARTBEATS_PER_ROUND_TRIP = 1000
 
 def renew(connections: list[tuple[str, int]]) -> None:
     """Heartbeat these connections (connection id, user id) of one worker together, as `heartbeat` does each,
-    in one Redis round trip per thousand; then sweep if it is due."""
+    in one Redis round trip per thousand; then sweep if it is due. A failure costs its own part only."""
+    try:
+        for start in range(0, len(connections), HEARTBEATS_PER_ROUND_TRIP):
+            _renew_chunk(connections[start : start + HEARTBEATS_PER_ROUND_TRIP])
+    finally:
+        sweep_if_due()
+
+
+def _renew_chunk(connections: list[tuple[str, int]]) -> None:
     try:
         redis = shared_redis.connection()
         script = redis.register_script(_CONNECT)
         now = time.time()
         ttl = settings.PRESENCE_TTL_SECONDS
-        for start in range(0, len(connections), HEARTBEATS_PER_ROUND_TRIP):
-            chunk = connections[start : start + HEARTBEATS_PER_ROUND_TRIP]
-            pipeline = redis.pipeline(transaction=False)
-            for connection_id, user_id in chunk:
-                script(
-                    keys=[connections_key(user_id), online_users_key()],
-                    args=[now, now + ttl, connection_id, int(user_id), int(ttl * 2) + 1],
-                    client=pipeline,
-                )
-            for (_, user_id), came_back in zip(chunk, pipeline.execute(), strict=True):
-                if came_back:
-                    _announce(user_id, events.user_online_frame(user_id=user_id))
+        pipeline = redis.pipeline(transaction=False)
+        for connection_id, user_id in connections:
+            script(
+                keys=[connections_key(user_id), online_users_key()],
+                args=[now, now + ttl, connection_id, int(user_id), int(ttl * 2) + 1],
+                client=pipeline,
+            )
+        came_back = pipeline.execute()
     except shared_redis.RedisError:
         logger.warning("presence heartbeats of %d connections failed", len(connections), exc_info=True)
-    sweep_if_due()
+        return
+    for (_, user_id), back in zip(connections, came_back, strict=True):
+        if back:
+            try:
+                _announce(user_id, events.user_online_frame(user_id=user_id))
+            except Exception:
+                logger.exception("could not announce user %s back online", user_id)
 
 
 def disconnect(*, user_id: int, connection_id: str) -> None:

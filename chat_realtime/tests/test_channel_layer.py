@@ -10,7 +10,7 @@ import time
 import pytest
 
 from chat_realtime import channel_layer
-from chat_realtime.channel_layer import InProcessChannelLayer, LocalFirstPubSubChannelLayer, Mailbox
+from chat_realtime.channel_layer import InProcessChannelLayer, LocalFirstPubSubChannelLayer, Mailbox, MailboxOverflow
 from chat_realtime.tests import redis_namespace
 
 needs_redis = pytest.mark.skipif(
@@ -176,18 +176,20 @@ async def test_in_one_process_an_attached_mailbox_gets_each_group_message_in_ord
     assert channel not in layer.channels
 
 
-async def test_a_full_mailbox_misses_the_message_and_the_other_members_still_get_it():
+async def test_a_mailbox_too_far_behind_ends_after_what_it_holds_and_the_others_get_everything():
     layer = InProcessChannelLayer()
     _, slow = await mailbox_member(layer, "chat.7")
     _, keeping_up = await mailbox_member(layer, "chat.7")
 
-    for n in range(slow.capacity + 1):
+    for n in range(slow.capacity + 2):
         layer.group_send_nowait("chat.7", {"type": "deliver", "n": n})
-        if n < slow.capacity:
-            await keeping_up.get()
+        await keeping_up.get()
 
-    assert [message["n"] for message in await taken(slow)] == list(range(slow.capacity))
-    assert await taken(keeping_up) == [{"type": "deliver", "n": slow.capacity}]
+    assert [(await slow.get())[0]["n"] for _ in range(slow.capacity)] == list(range(slow.capacity))
+    with pytest.raises(MailboxOverflow):
+        await slow.get()
+    layer.group_send_nowait("chat.7", {"type": "deliver", "n": "later"})
+    assert await taken(keeping_up) == [{"type": "deliver", "n": "later"}]
 
 
 async def test_after_detach_a_channel_gets_its_messages_through_the_layer_again():

@@ -22,7 +22,10 @@ both_here = threading.Barrier(2, timeout=5)
 def where_am_i(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-    return JsonResponse({"thread": threading.get_ident(), "connection": id(connection.connection)})
+    open_connection = connection.connection
+    return JsonResponse(
+        {"thread": threading.get_ident(), "connection": id(open_connection) if open_connection is not None else None}
+    )
 
 
 def wait_for_the_other(request):
@@ -55,6 +58,7 @@ async def test_requests_one_after_another_share_a_thread_and_its_database_connec
     first, second = [json.loads((await get("/where/"))["body"]) for _ in range(2)]
 
     assert first == second
+    assert first["connection"] is not None
 
 
 async def test_requests_at_the_same_time_run_side_by_side_on_threads_of_their_own(test_views):

@@ -225,3 +225,17 @@ async def test_a_closed_connection_leaves_no_mailbox_and_no_group_behind(user):
 def test_a_frame_with_text_the_fast_encoder_refuses_still_goes_out_escaped():
     assert json.loads(encode_frame({"type": "x", "text": "a\ud800"})) == {"type": "x", "text": "a\ud800"}
     assert encode_frame({"type": "x", "n": 1}) == '{"type":"x","n":1}'
+
+
+async def test_a_socket_too_far_behind_is_closed_with_1013_to_start_over(user, monkeypatch):
+    from chat_realtime import channel_layer
+
+    monkeypatch.setattr(channel_layer, "MAILBOX_CAPACITY", 3)
+    ws, _, _ = await connect(f"/ws/?token={access_token(user)}")
+    layer = get_channel_layer()
+
+    for n in range(5):  # all handed over before the consumer runs again
+        layer.group_send_nowait(user_group(user.pk), {"type": "deliver", "frame": {"type": "hello", "n": n}})
+
+    assert [(await ws.receive_json_from())["n"] for _ in range(3)] == [0, 1, 2]
+    await assert_closed_with(ws, 1013)

@@ -50,6 +50,17 @@ async def test_a_message_is_acked_to_its_sender_and_delivered_to_everyone_in_the
     await close(alice_tab, alice_other_tab, bob_tab, alice_elsewhere)
 
 
+async def test_the_sender_hears_its_ack_before_its_chat_update(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    alice_tab = await joined(alice, chat)
+
+    await alice_tab.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "first", "client_id": "o1"})
+
+    kinds = [frame["type"] for frame in await drain(alice_tab)]
+    assert kinds.index("message_ack") < kinds.index("chat_update")
+    await close(alice_tab)
+
+
 async def test_unread_counts_grow_with_each_message_and_drop_when_the_chat_is_opened(friends_with_chat):
     alice, bob, chat = friends_with_chat
     alice_tab = await joined(alice, chat)

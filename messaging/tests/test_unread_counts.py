@@ -38,11 +38,12 @@ def kept_and_recounted(chat) -> tuple[dict[int, int], dict[int, int]]:
     )
 
 
-# A step: a batch of sends by some of the people (the same client id twice is a resend), or one of them reads.
+# A step: a batch of sends by some of the people (the same client id twice is a resend), or one of them
+# reads up to one of the latest messages.
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("send"), st.lists(st.tuples(st.integers(0, 1), st.integers(0, 5)), min_size=1, max_size=6)),
-        st.tuples(st.just("read"), st.integers(0, 1)),
+        st.tuples(st.just("read"), st.tuples(st.integers(0, 1), st.integers(0, 4))),
     ),
     min_size=1,
     max_size=8,
@@ -59,9 +60,10 @@ def test_kept_counts_equal_a_recount_after_any_sends_resends_and_reads(friends_w
         if kind == "send":
             services.send_messages([draft(people[who], chat, f"r{run}-{who}-{n}") for who, n in what])
         else:
-            latest = message_store().latest(chat.pk)
-            if latest is not None:
-                services.mark_read(user=people[what], chat_id=chat.pk, message_id=latest.id)
+            who, back = what
+            recent = message_store().page_before(chat.pk, before=None, limit=back + 1)
+            if recent:
+                services.mark_read(user=people[who], chat_id=chat.pk, message_id=recent[-1].id)
         kept, recounted = kept_and_recounted(chat)
         assert kept == recounted, (kind, what)
 
@@ -79,6 +81,19 @@ def test_a_batch_counts_nothing_it_can_add_up(friends_with_chat, unlimited_messa
 
     assert not [sql for sql in statements if "SUM(CASE" in sql or "COUNT(" in sql.upper()]
     assert kept_and_recounted(chat) == ({alice.pk: 0, bob.pk: 1}, {alice.pk: 0, bob.pk: 1})
+
+
+def test_a_send_that_repairs_one_stored_earlier_counts_what_came_after_it(friends_with_chat, unlimited_messages):
+    """The store has a message whose SQL side never happened (a failure between the two); others came after."""
+    alice, bob, chat = friends_with_chat
+    message_store().add(chat_id=chat.pk, sender_id=alice.pk, text="stored only", image_url="", client_id="lost")
+    services.send_messages([draft(bob, chat), draft(bob, chat)])
+
+    (repaired,) = services.send_messages([draft(alice, chat, "lost")])
+
+    assert not repaired.created
+    kept, recounted = kept_and_recounted(chat)
+    assert kept == recounted == {alice.pk: 2, bob.pk: 0}  # bob had read past it: his own two came after
 
 
 def test_recount_unread_fixes_counts_of_messages_written_past_the_services(friends_with_chat, capsys):
@@ -99,6 +114,9 @@ def test_the_migration_counts_what_was_unread_before_counts_were_kept(friends_wi
     message_store().add(chat_id=chat.pk, sender_id=alice.pk, text="old", image_url="", client_id="m1")
     migration = importlib.import_module("messaging.migrations.0005_chatparticipant_unread_count")
 
+    # A position the store cannot read (left by the other message store) counts as nothing read.
+    ChatParticipant.objects.filter(chat=chat, user=alice).update(last_read_message_id="not-an-id")
+
     migration.count_what_is_unread(apps, None)
 
-    assert kept_and_recounted(chat) == ({alice.pk: 0, bob.pk: 1}, {alice.pk: 0, bob.pk: 1})
+    assert {m.user_id: m.unread_count for m in ChatParticipant.objects.filter(chat=chat)} == {alice.pk: 0, bob.pk: 1}
