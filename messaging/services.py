@@ -222,14 +222,9 @@ def _store_and_record(
     paged past), and a chat deleted meanwhile takes no message.
     """
     store = message_store()
-    active_until = dict(
-        Chat.objects.select_for_update()
-        .filter(pk__in={key[0] for key in keys.values()})
-        .order_by("pk")
-        .values_list("pk", "last_activity_at")
-    )
+    existing = Chat.objects.lock(key[0] for key in keys.values())
     for index, key in list(keys.items()):
-        if key[0] not in active_until:
+        if key[0] not in existing:
             outcomes[index] = NotFoundError("No such chat.")
             del keys[index]
     try:
@@ -237,6 +232,12 @@ def _store_and_record(
     except MessageStoreUnavailable as error:
         _refused(outcomes, error)
         return
+    # Only a resend needs its chat's activity time from before this batch (see _record).
+    active_until = (
+        dict(Chat.objects.filter(pk__in={key[0] for key in earlier}).values_list("pk", "last_activity_at"))
+        if earlier
+        else {}
+    )
 
     to_store: dict[int, NewMessage] = {}
     recorded: list[tuple[MessageDraft, StoredMessage, bool]] = []
@@ -320,7 +321,7 @@ def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_unt
     """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each sender's
     read position; then, after commit, `new_message` to each chat and `chat_update` to each participant.
 
-    `active_until` holds each chat's activity time before this batch. A message
+    `active_until` holds, for each chat with a resend in this batch, its activity time before it. A message
     is announced when it was just stored, or when an earlier try stored it but
     never got this far (the chat's activity time is older than it); once, in
     the order of its chat.
@@ -352,12 +353,7 @@ def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_unt
     readers: list[tuple[int, int, int]] = []  # chat, user, unread
     changed: dict[int, tuple[str, int]] = {}
     recount: dict[int, tuple[int, int, str]] = {}
-    for pk, chat_id, user_id, last_read, unread in (
-        ChatParticipant.objects.select_for_update()
-        .filter(chat_id__in=newest_in_chat)
-        .order_by("pk")
-        .values_list("pk", "chat_id", "user_id", "last_read_message_id", "unread_count")
-    ):
+    for pk, chat_id, user_id, last_read, unread in ChatParticipant.objects.read_states_for_update(list(newest_in_chat)):
         position = last_read
         newest = newest_of_sender.get((chat_id, user_id))
         moved = newest is not None and _is_newer(newest.id, last_read)
@@ -402,7 +398,7 @@ def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:
     for chat_id, message in newest_in_chat.items():
         chats_at.setdefault(message.created_at, []).append(chat_id)
     for created_at, chat_ids in chats_at.items():
-        Chat.objects.filter(pk__in=chat_ids, last_activity_at__lt=created_at).update(last_activity_at=created_at)
+        Chat.objects.advance_activity(chat_ids, created_at)
 
 
 def _publish_chat_updates(
@@ -449,7 +445,7 @@ def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
         raise NotFoundError("No such message in this chat.")
     # Locked as a batch of sends locks them, chat first: a batch into this chat commits before the count
     # below (which then sees its messages), or starts after this commits (and counts them in itself).
-    list(Chat.objects.select_for_update().filter(pk=chat_id).values_list("pk"))
+    Chat.objects.lock([chat_id])
     membership = ChatParticipant.objects.select_for_update().get(pk=membership.pk)
     if not _is_newer(message.id, membership.last_read_message_id):
         return
@@ -475,13 +471,8 @@ def recount_unread(chat_ids: list[int] | None = None) -> int:
         with transaction.atomic():
             # Locked as sending locks them, chats first: no send counts in while this counts.
             batch = chat_ids[start : start + RECOUNT_CHATS_PER_TRANSACTION]
-            list(Chat.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk"))
-            memberships = list(
-                ChatParticipant.objects.select_for_update()
-                .filter(chat_id__in=batch)
-                .order_by("pk")
-                .values_list("pk", "chat_id", "user_id", "last_read_message_id", "unread_count")
-            )
+            Chat.objects.lock(batch)
+            memberships = ChatParticipant.objects.read_states_for_update(batch)
             windows = [
                 UnreadWindow(chat_id, _readable_position(position), user_id)
                 for _, chat_id, user_id, position, _ in memberships

@@ -280,3 +280,21 @@ async def test_a_socket_checks_its_permission_once_and_again_after_a_friendship_
     assert checked_before_unfriending == 1  # three sends, one full check
     assert refused["code"] == "not_friends" and len(checks) == 2
     await close(alice_tab)
+
+
+def test_a_chats_activity_time_only_moves_forward_and_lock_answers_the_chats_that_exist(friends_with_chat):
+    from datetime import timedelta
+
+    from django.db import transaction
+
+    from messaging.models import Chat
+
+    _, _, chat = friends_with_chat
+    now = Chat.objects.get(pk=chat.pk).last_activity_at
+
+    with transaction.atomic():
+        assert Chat.objects.lock([chat.pk, chat.pk + 1000]) == {chat.pk}
+        Chat.objects.advance_activity([chat.pk], now + timedelta(minutes=5))
+        Chat.objects.advance_activity([chat.pk], now + timedelta(minutes=1))
+
+    assert Chat.objects.get(pk=chat.pk).last_activity_at == now + timedelta(minutes=5)
