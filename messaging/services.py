@@ -5,8 +5,9 @@ Sending a message, in order:
    and the message is valid (a websocket shows the WriteGrant of its last send
    instead of asking the database again);
 2. store it (MongoDB or the SQL store): the message exists before anyone hears of it;
-3. record it on the SQL side in one transaction: the chat's activity time and
-   the sender's read position;
+3. record it on the SQL side in one transaction: the chat's activity time,
+   the sender's read position, and every participant's unread count (kept
+   here and in `mark_read`, so that no badge needs a count);
 4. after that commit, publish `new_message` to the chat and `chat_update` to
    each participant.
 Websocket sends that arrive together go through these steps as one batch
@@ -318,8 +319,9 @@ def _is_newer(message_id: str, than: str) -> bool:
 
 
 def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_until: dict[int, Any]) -> None:
-    """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each sender's
-    read position; then, after commit, `new_message` to each chat and `chat_update` to each participant.
+    """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each
+    participant's read position and unread count; then, after commit, `new_message` to each chat and
+    `chat_update` to each participant.
 
     `active_until` holds, for each chat with a resend in this batch, its activity time before it. A message
     is announced when it was just stored, or when an earlier try stored it but
