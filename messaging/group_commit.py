@@ -10,11 +10,11 @@ every message is still acknowledged only after it is stored.
 from __future__ import annotations
 
 import asyncio
-import weakref
 
 from channels.db import database_sync_to_async
 
 from chat_realtime.errors import ApplicationError
+from chat_realtime.per_loop import PerLoop
 from messaging import services
 
 # Enough to amortise a commit; small enough that one batch never holds the database thread for long.
@@ -63,12 +63,4 @@ class SendQueue:
 
 
 # One queue per event loop: the queue's futures belong to the loop that made them.
-_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SendQueue] = weakref.WeakKeyDictionary()
-
-
-def send_queue() -> SendQueue:
-    loop = asyncio.get_running_loop()
-    queue = _queues.get(loop)
-    if queue is None:
-        queue = _queues[loop] = SendQueue()
-    return queue
+send_queue = PerLoop(SendQueue).get

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from chat_realtime.per_loop import PerLoop
 from presence import services
 
 logger = logging.getLogger(__name__)
@@ -52,12 +52,4 @@ class Heartbeats:
 
 
 # One per event loop: its task belongs to the loop that made it.
-_heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Heartbeats] = weakref.WeakKeyDictionary()
-
-
-def heartbeats() -> Heartbeats:
-    loop = asyncio.get_running_loop()
-    found = _heartbeats.get(loop)
-    if found is None:
-        found = _heartbeats[loop] = Heartbeats()
-    return found
+heartbeats = PerLoop(Heartbeats).get
