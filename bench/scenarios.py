@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import servers
 from bench.servers import ROOT
@@ -83,6 +84,17 @@ def pairs_file(run: Run, pairs: int) -> Path:
 
 class Skipped(Exception):
     """The scenario cannot run with these services; the message says why."""
+
+
+def print_table(scenario: str, columns: list[tuple[str, int]], rows: list[list[Any]], *, header: bool = True) -> None:
+    """A scenario's small table: a line of column titles, then a line per row, each value right-aligned
+    in its column's width, after the scenario's name."""
+    name_width = max(10, len(scenario) + 1)
+    if header:
+        print(f"{'scenario':<{name_width}}" + "".join(f"{title:>{width}}" for title, width in columns))
+    for values in rows:
+        cells = "".join(f"{value!s:>{width}}" for value, (_, width) in zip(values, columns, strict=True))
+        print(f"{scenario:<{name_width}}{cells}")
 
 
 # --- talking to the load generator and the seeder ------------------------------------
@@ -157,16 +169,30 @@ def chat(run: Run) -> list[Row]:
 
 
 def print_chat(rows: list[Row]) -> None:
-    print(
-        f"{'scenario':<10}{'pairs':>6}{'app msg/s':>12}{'yardstick':>12}{'ratio':>8}"
-        f"{'app p99 ms':>12}{'yard p99':>10}{'stored once':>13}"
+    print_table(
+        "chat",
+        [
+            ("pairs", 6),
+            ("app msg/s", 12),
+            ("yardstick", 12),
+            ("ratio", 8),
+            ("app p99 ms", 12),
+            ("yard p99", 10),
+            ("stored once", 13),
+        ],
+        [
+            [
+                row["pairs"],
+                row["app"]["messages_per_s"],
+                row["yardstick"]["messages_per_s"],
+                row["ratio"],
+                row["app"]["p99_ms"],
+                row["yardstick"]["p99_ms"],
+                row["app"]["stored_exactly_once"],
+            ]
+            for row in rows
+        ],
     )
-    for row in rows:
-        print(
-            f"{'chat':<10}{row['pairs']:>6}{row['app']['messages_per_s']:>12}{row['yardstick']['messages_per_s']:>12}"
-            f"{row['ratio']:>8}{row['app']['p99_ms']:>12}{row['yardstick']['p99_ms']:>10}"
-            f"{row['app']['stored_exactly_once']!s:>13}"
-        )
 
 
 # --- 2. fan-out -------------------------------------------------------------------------
@@ -189,15 +215,28 @@ def fan_out(run: Run) -> list[Row]:
 
 
 def print_fan_out(rows: list[Row]) -> None:
-    print(
-        f"{'scenario':<10}{'friends':>8}{'changes':>8}{'online p50 ms':>15}{'online max':>12}"
-        f"{'offline p50 ms':>16}{'offline max':>13}"
+    print_table(
+        "fan-out",
+        [
+            ("friends", 8),
+            ("changes", 8),
+            ("online p50 ms", 15),
+            ("online max", 12),
+            ("offline p50 ms", 16),
+            ("offline max", 13),
+        ],
+        [
+            [
+                row["friends"],
+                row["repetitions"],
+                row["online_last_p50_ms"],
+                row["online_last_max_ms"],
+                row["offline_last_p50_ms"],
+                row["offline_last_max_ms"],
+            ]
+            for row in rows
+        ],
     )
-    for row in rows:
-        print(
-            f"{'fan-out':<10}{row['friends']:>8}{row['repetitions']:>8}{row['online_last_p50_ms']:>15}"
-            f"{row['online_last_max_ms']:>12}{row['offline_last_p50_ms']:>16}{row['offline_last_max_ms']:>13}"
-        )
     print("  (time until the LAST friend has user_online / user_offline, from the start of the open / close)")
 
 
@@ -255,19 +294,16 @@ def idle(run: Run) -> list[Row]:
 
 
 def print_idle(rows: list[Row]) -> None:
-    print(
-        f"{'scenario':<10}{'sockets':>8}{'users':>7}{'KiB/socket':>12}{'RSS MiB':>9}{'(before)':>10}"
-        f"{'idle CPU s/s':>14}{'opened/s':>10}{'failed':>8}"
-    )
+    columns = [("sockets", 8), ("users", 7), ("KiB/socket", 12), ("RSS MiB", 9), ("(before)", 10)]
+    columns += [("idle CPU s/s", 14), ("opened/s", 10), ("failed", 8)]
+    print_table("idle", columns, [])
     for row in rows:
         if "skipped" in row:
             print(f"{'idle':<10}{row['wanted']:>8}  skipped: {row['skipped']}")
             continue
-        print(
-            f"{'idle':<10}{row['connections']:>8}{row['users']:>7}{row['kib_per_connection']:>12}"
-            f"{row['rss_mib']:>9}{row['rss_before_mib']:>10}{row['idle_cpu_s_per_s']:>14}{row['opened_per_s']:>10}"
-            f"{row['failed_handshakes']:>8}"
-        )
+        values = [row["connections"], row["users"], row["kib_per_connection"], row["rss_mib"], row["rss_before_mib"]]
+        values += [row["idle_cpu_s_per_s"], row["opened_per_s"], row["failed_handshakes"]]
+        print_table("idle", columns, [values], header=False)
         if row["connections"] < row["wanted"]:
             print(f"{'':<10}  could not hold {row['wanted']}: the server dropped handshakes or sockets; stopped here")
     if rows and "idle_window_s" in rows[0]:
@@ -330,15 +366,28 @@ def history(run: Run) -> list[Row]:
 
 
 def print_history(rows: list[Row]) -> None:
-    print(
-        f"{'scenario':<10}{'messages':>10}{'newest p50':>12}{'p99 ms':>8}{'deep p50':>10}{'p99 ms':>8}"
-        f"{'deep p99 vs first':>19}"
+    print_table(
+        "history",
+        [
+            ("messages", 10),
+            ("newest p50", 12),
+            ("p99 ms", 8),
+            ("deep p50", 10),
+            ("p99 ms", 8),
+            ("deep p99 vs first", 19),
+        ],
+        [
+            [
+                row["depth"],
+                row["newest"]["p50_ms"],
+                row["newest"]["p99_ms"],
+                row["deep"]["p50_ms"],
+                row["deep"]["p99_ms"],
+                f"{row['deep_p99_vs_first']}x",
+            ]
+            for row in rows
+        ],
     )
-    for row in rows:
-        print(
-            f"{'history':<10}{row['depth']:>10}{row['newest']['p50_ms']:>12}{row['newest']['p99_ms']:>8}"
-            f"{row['deep']['p50_ms']:>10}{row['deep']['p99_ms']:>8}{row['deep_p99_vs_first']:>18}x"
-        )
     if rows:
         print(
             f"  (GET /api/chats/{{id}}/messages, {rows[0]['requests']} requests each, one at a time; all but "
@@ -373,17 +422,30 @@ def two_workers(run: Run) -> list[Row]:
 
 
 def print_two_workers(rows: list[Row]) -> None:
-    print(
-        f"{'scenario':<12}{'pairs':>6}{'1 worker msg/s':>16}{'2 workers':>11}{'ratio':>7}"
-        f"{'p99 ms 1w':>11}{'2w':>8}{'stored once':>13}"
+    print_table(
+        "two-workers",
+        [
+            ("pairs", 6),
+            ("1 worker msg/s", 16),
+            ("2 workers", 11),
+            ("ratio", 7),
+            ("p99 ms 1w", 11),
+            ("2w", 8),
+            ("stored once", 13),
+        ],
+        [
+            [
+                row["pairs"],
+                row["one_worker"]["messages_per_s"],
+                row["two_workers"]["messages_per_s"],
+                row["ratio"],
+                row["one_worker"]["p99_ms"],
+                row["two_workers"]["p99_ms"],
+                row["one_worker"]["stored_exactly_once"] and row["two_workers"]["stored_exactly_once"],
+            ]
+            for row in rows
+        ],
     )
-    for row in rows:
-        one, two = row["one_worker"], row["two_workers"]
-        print(
-            f"{'two-workers':<12}{row['pairs']:>6}{one['messages_per_s']:>16}{two['messages_per_s']:>11}"
-            f"{row['ratio']:>7}{one['p99_ms']:>11}{two['p99_ms']:>8}"
-            f"{one['stored_exactly_once'] and two['stored_exactly_once']!s:>13}"
-        )
     print(
         "  (the same pairs, chat's when it ran: first on one worker, then each pair's two sides on different workers)"
     )
