@@ -122,6 +122,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # The session middleware hands over a lazy wrapper; services get the user itself.
         self.user = getattr(user, "_wrapped", user)
         self.user_id = user.pk
+        self.user_key = str(user.pk)  # as events name people in their `personal` fields
+        # topic -> id of the latest news this connection was told (chat_realtime.realtime: news, unless_told).
+        self.told: dict[str, str] = {}
         # Browsers ask for HTML fragments (htmx swaps them in); API clients get JSON.
         self.wants_html = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("format") == ["html"]
         self.groups_joined: set[str] = set()
@@ -231,16 +234,32 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.base_send({"type": "websocket.send", "text": encode_frame(frame)})
 
     async def deliver(self, event: dict[str, Any]) -> None:
-        """A group event published by a service: forward its frame, unless it excludes this connection."""
+        """A group event published by a service: forward its frame, unless it excludes this connection
+        or tells what this connection was already told (chat_realtime.realtime)."""
         if event.get("exclude_channel") == self.channel_name or event.get("exclude_user_id") == self.user_id:
             return
-        if event["frame"].get("type") == "friendship":
+        unless_told = event.get("unless_told")
+        if unless_told is not None and self.told.get(unless_told[0]) == unless_told[1]:
+            return
+        frame = event["frame"]
+        if frame.get("type") == "friendship":
             # Who may write to whom may have changed: the next send checks again.
             self.write_grants.clear()
         if self.credentials_expired():
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        await self.send_frame(event["frame"])
+        personal = event.get("personal")
+        if personal is not None and self.user_key in personal:
+            # The event is shared by every connection it reaches: this one's fields go into a copy.
+            frame = {**frame, **personal[self.user_key]}
+        news = event.get("news")
+        if news is not None:
+            self.mark_told(news[0], news[1])
+        await self.send_frame(frame)
+
+    def mark_told(self, topic: str, news_id: str) -> None:
+        """This connection now knows `news_id` of `topic`: events `unless_told` it pass it by."""
+        self.told[topic] = news_id
 
     async def join_group(self, group: str) -> None:
         if group not in self.groups_joined:

@@ -4,6 +4,17 @@ Services call `publish_to_user` / `publish_to_chat` with a small JSON frame,
 or `publish` with several events (`to_user`, `to_chat`) that go out together;
 every worker's consumers in that group receive them (`RealtimeConsumer.deliver`).
 Sending after commit means nobody hears of a change that was rolled back.
+
+Two optional keys save a connection frames it does not need:
+- `personal` (`to_chat`): fields of the frame that differ per person,
+  `{str(user_id): {field: value}}`; each connection gets its own person's
+  fields merged into the shared frame.
+- `news` and `unless_told` (a topic and an id, e.g. a chat's group and a
+  message id): an event with `news` tells its connections that news, and one
+  with `unless_told` skips the connections already told it (the ack of a send
+  tells the sending connection too, `RealtimeConsumer.mark_told`). A chat's
+  `new_message` carries the reader's sidebar state, so the `chat_update` that
+  follows it goes only to connections that are not looking at the chat.
 """
 
 from __future__ import annotations
@@ -27,24 +38,44 @@ Frame = dict[str, Any]
 Event = tuple[str, dict[str, Any]]
 
 
-def to_user(user_id: int, frame: Frame) -> Event:
-    """Every open connection of this user."""
-    return user_group(user_id), {"type": "deliver", "frame": frame}
+# What a connection may already have been told: a topic (a group name) and the id of the news.
+News = tuple[str, str]
+
+
+def to_user(user_id: int, frame: Frame, *, unless_told: News | None = None) -> Event:
+    """Every open connection of this user (except those already told `unless_told`)."""
+    message: dict[str, Any] = {"type": "deliver", "frame": frame}
+    if unless_told is not None:
+        message["unless_told"] = unless_told
+    return user_group(user_id), message
 
 
 def to_chat(
-    chat_id: int, frame: Frame, *, exclude_channel: str | None = None, exclude_user_id: int | None = None
+    chat_id: int,
+    frame: Frame,
+    *,
+    exclude_channel: str | None = None,
+    exclude_user_id: int | None = None,
+    personal: dict[int, Frame] | None = None,
+    news: News | None = None,
 ) -> Event:
     """Every connection that joined this chat.
 
     `exclude_channel` leaves out the connection the change came from (it got
     its own answer); `exclude_user_id` leaves out all of one user's connections.
+    `personal` adds fields per user to the frame; `news` is what the frame tells
+    each connection that gets it.
     """
     message: dict[str, Any] = {"type": "deliver", "frame": frame}
     if exclude_channel:
         message["exclude_channel"] = exclude_channel
     if exclude_user_id is not None:
         message["exclude_user_id"] = exclude_user_id
+    if personal:
+        # String keys: the Redis layer's encoding keeps no integer keys.
+        message["personal"] = {str(user_id): fields for user_id, fields in personal.items()}
+    if news is not None:
+        message["news"] = news
     return chat_group(chat_id), message
 
 

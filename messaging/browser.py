@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from friends.overview import FriendOverview
+from messaging.events import chat_update_told_by
 from messaging.models import ChatParticipant
 from messaging.store import StoredMessage
 
@@ -67,18 +68,27 @@ def _oob(swap: str, html: str) -> str:
 
 
 def new_message_html(frame: dict, viewer: User) -> str:
+    """The bubble at the end of the chat, and the sidebar row the frame's unread count redraws."""
     message = frame["message"]
-    return _oob(f"beforeend:#messages-{int(message['chat_id'])}", render_bubble(message, viewer.pk))
+    html = _oob(f"beforeend:#messages-{int(message['chat_id'])}", render_bubble(message, viewer.pk))
+    return html + _sidebar_told_by(frame, viewer)
 
 
 def message_ack_html(frame: dict, viewer: User) -> str:
-    """The pending bubble ("sending...") becomes the stored message."""
+    """The pending bubble ("sending...") becomes the stored message; the sidebar row follows."""
     if not SAFE_CLIENT_ID.match(frame["client_id"]):
         return ""
-    return render_to_string(
+    html = render_to_string(
         "messaging/partials/_message.html",
         {"message": bubble(frame["message"], viewer.pk), "oob": f"outerHTML:#pending-{frame['client_id']}"},
     )
+    return html + _sidebar_told_by(frame, viewer)
+
+
+def _sidebar_told_by(frame: dict, viewer: User) -> str:
+    """A message frame stands in for its chat_update on a connection that joined the chat."""
+    update = chat_update_told_by(frame)
+    return chat_update_html(update, viewer) if update else ""
 
 
 def chat_update_html(frame: dict, viewer: User) -> str:

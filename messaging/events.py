@@ -32,9 +32,13 @@ def message_data(message: StoredMessage) -> dict[str, Any]:
 
 def preview(message: StoredMessage) -> str:
     """The sidebar's line for a message: its text, "image" for a bare image, as the original."""
-    if message.is_deleted:
+    return _preview_line(deleted=message.is_deleted, text=message.text, image_url=message.image_url)
+
+
+def _preview_line(*, deleted: bool, text: str, image_url: str | None) -> str:
+    if deleted:
         return "message removed"
-    return message.text or ("image" if message.image_url else "")
+    return text or ("image" if image_url else "")
 
 
 def last_message_data(message: StoredMessage | None) -> dict[str, Any] | None:
@@ -44,11 +48,17 @@ def last_message_data(message: StoredMessage | None) -> dict[str, Any] | None:
 
 
 def new_message_frame(message: StoredMessage) -> dict[str, Any]:
+    """Shared by every connection in the chat; each gets its reader's `unread_count` added on delivery."""
     return {"type": "new_message", "message": message_data(message)}
 
 
-def message_ack_frame(message: StoredMessage) -> dict[str, Any]:
-    return {"type": "message_ack", "client_id": message.client_id, "message": message_data(message)}
+def message_ack_frame(message: StoredMessage, *, unread_count: int) -> dict[str, Any]:
+    return {
+        "type": "message_ack",
+        "client_id": message.client_id,
+        "message": message_data(message),
+        "unread_count": unread_count,
+    }
 
 
 def chat_update_frame(
@@ -62,6 +72,21 @@ def chat_update_frame(
         "last_message": last_message,
         "unread_count": unread_count,
     }
+
+
+def chat_update_told_by(frame: dict[str, Any]) -> dict[str, Any] | None:
+    """The `chat_update` that a delivered `new_message` or `message_ack` stands in for (both carry their
+    reader's `unread_count`), for a client that draws the sidebar from chat_updates; None without a count."""
+    if "unread_count" not in frame:
+        return None
+    message = frame["message"]
+    line = _preview_line(deleted=message["deleted"], text=message["text"], image_url=message["image_url"])
+    return chat_update_frame(
+        chat_id=message["chat_id"],
+        sender_id=message["sender_id"],
+        last_message={**message, "preview": line},
+        unread_count=frame["unread_count"],
+    )
 
 
 def typing_frame(*, chat_id: int, user_id: int) -> dict[str, Any]:

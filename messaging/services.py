@@ -8,8 +8,9 @@ Sending a message, in order:
 3. record it on the SQL side in one transaction: the chat's activity time,
    the sender's read position, and every participant's unread count (kept
    here and in `mark_read`, so that no badge needs a count);
-4. after that commit, publish `new_message` to the chat and `chat_update` to
-   each participant.
+4. after that commit, publish `new_message` to the chat, with each reader's
+   unread count, and `chat_update` to each participant's connections that the
+   `new_message` or the sender's ack did not already tell (chat_realtime.realtime).
 Websocket sends that arrive together go through these steps as one batch
 (messaging.group_commit, `send_messages`): one store write and one SQL
 transaction for the batch, each draft still checked and answered on its own.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.core.cache import cache
@@ -151,6 +152,7 @@ class SentMessage:
     message: StoredMessage
     created: bool  # False: this client_id was sent before; `message` is the stored one
     grant: WriteGrant
+    unread_count: int = 0  # the sender's unread messages in the chat once the send is recorded
 
 
 def send_message(
@@ -202,9 +204,7 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
     for index, first in repeats.items():
         answer = outcomes[first]
         outcomes[index] = (
-            SentMessage(message=answer.message, created=False, grant=grants[index])
-            if isinstance(answer, SentMessage)
-            else answer
+            replace(answer, created=False, grant=grants[index]) if isinstance(answer, SentMessage) else answer
         )
     return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
@@ -263,7 +263,11 @@ def _store_and_record(
                 outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
                 recorded.append((drafts[index], message, created))
     if recorded:
-        _record(recorded, active_until)
+        unread = _record(recorded, active_until)
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, SentMessage):
+                key = (outcome.message.chat_id, outcome.grant.sender_id)
+                outcomes[index] = replace(outcome, unread_count=unread.get(key, 0))
 
 
 def _granted(draft: MessageDraft) -> WriteGrant:
@@ -318,10 +322,12 @@ def _is_newer(message_id: str, than: str) -> bool:
     return store.order_key(message_id) > store.order_key(than)
 
 
-def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_until: dict[int, Any]) -> None:
+def _record(
+    recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_until: dict[int, Any]
+) -> dict[tuple[int, int], int]:
     """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each
     participant's read position and unread count; then, after commit, `new_message` to each chat and
-    `chat_update` to each participant.
+    `chat_update` to each participant. Answers each participant's unread count, by (chat, user).
 
     `active_until` holds, for each chat with a resend in this batch, its activity time before it. A message
     is announced when it was just stored, or when an earlier try stored it but
@@ -382,16 +388,28 @@ def _record(recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_unt
             readers.append((chat_id, user_id, unread))
     ChatParticipant.objects.set_read_state(changed)
 
+    # Each reader's count once the whole batch is in: exact for the chat's last message of the batch.
+    personal: dict[int, dict[int, dict[str, int]]] = {}
+    for chat_id, user_id, unread in readers:
+        personal.setdefault(chat_id, {})[user_id] = {"unread_count": unread}
     publish(
         [
-            to_chat(message.chat_id, events.new_message_frame(message), exclude_channel=draft.origin_channel)
+            to_chat(
+                message.chat_id,
+                events.new_message_frame(message),
+                exclude_channel=draft.origin_channel,
+                personal=personal.get(message.chat_id),
+                news=(events.chat_group(message.chat_id), message.id),
+            )
             for draft, message in in_order
         ]
     )
     _publish_chat_updates(
         {chat_id: newest_in_chat[chat_id] for chat_id in arrived},
         readers=[reader for reader in readers if reader[0] in arrived],
+        unless_told=True,
     )
+    return {(chat_id, user_id): unread for chat_id, user_id, unread in readers}
 
 
 def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:
@@ -409,10 +427,12 @@ def _publish_chat_updates(
     user_id: int | None = None,
     sender_known: bool = True,
     readers: list[tuple[int, int, int]] | None = None,
+    unless_told: bool = False,
 ) -> None:
     """After commit, each participant of these chats (or only `user_id`) gets the chat's newest message
     and their unread count: read from the memberships, or given as `readers` (chat, user, unread) by a
-    caller that has them from its transaction.
+    caller that has them from its transaction. `unless_told`: not the connections that were already
+    told that newest message (by its `new_message` or their ack), which carried the same count.
     """
     if not latest:
         return
@@ -432,7 +452,8 @@ def _publish_chat_updates(
             last_message=last_messages[chat_id],
             unread_count=unread,
         )
-        updates.append(to_user(reader_id, frame))
+        told = (events.chat_group(chat_id), last_message.id) if unless_told and last_message else None
+        updates.append(to_user(reader_id, frame, unless_told=told))
     publish(updates)
 
 

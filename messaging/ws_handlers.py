@@ -58,7 +58,9 @@ async def send_message(connection: RealtimeConsumer, frame: Frame) -> Frame:
         connection.write_grants.pop(chat_id, None)
         raise
     connection.write_grants[chat_id] = sent.grant
-    return events.message_ack_frame(sent.message)
+    # The ack carries the sidebar's state: the chat_update for this message would repeat it.
+    connection.mark_told(events.chat_group(chat_id), sent.message.id)
+    return events.message_ack_frame(sent.message, unread_count=sent.unread_count)
 
 
 async def typing(connection: RealtimeConsumer, frame: Frame) -> None:

@@ -41,9 +41,10 @@ async def test_a_new_message_arrives_as_the_bubble_the_page_renders(friends_with
     assert f'hx-swap-oob="beforeend:#messages-{chat.pk}"' in html
     assert "bubble theirs" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
-    # The sidebar row is redrawn and moved to the top, with the unread badge.
-    assert f'hx-swap-oob="delete:#chat-row-{chat.pk}"' in html
-    assert 'hx-swap-oob="afterbegin:#chat-list"' in html
+    # The sidebar row is redrawn once and moved to the top, with the unread badge the frame carried.
+    assert html.count(f'hx-swap-oob="delete:#chat-row-{chat.pk}"') == 1
+    assert html.count('hx-swap-oob="afterbegin:#chat-list"') == 1
+    assert 'aria-label="1 unread"' in html
     await bob_page.disconnect()
     await alice_api.disconnect()
 
@@ -59,6 +60,9 @@ async def test_the_senders_page_swaps_its_pending_bubble_for_the_stored_one(frie
 
     assert 'hx-swap-oob="outerHTML:#pending-c42"' in html
     assert "bubble mine" in html
+    # Its sidebar row moves to the top with the new last line, once, with no badge.
+    assert html.count(f'hx-swap-oob="delete:#chat-row-{chat.pk}"') == 1
+    assert "You: hi" in html and "unread-badge" not in html
     await alice_page.disconnect()
 
 

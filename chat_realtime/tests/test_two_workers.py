@@ -112,6 +112,34 @@ async def test_clients_on_two_workers_chat_and_every_message_is_stored_once_and_
         assert notification["notification"]["sender"]["id"] == stranger.pk
 
 
+async def test_a_message_from_another_worker_brings_each_connection_one_frame_with_its_unread_count(
+    workers, friends_with_chat
+):
+    a, b = workers
+    alice, bob, chat = friends_with_chat
+
+    async with Client(alice, a) as alice_on_a, Client(bob, b) as bob_looking, Client(bob, b) as bob_sidebar:
+        await alice_on_a.join(chat.pk)
+        await bob_looking.join(chat.pk)
+
+        ack = await alice_on_a.send_message(chat.pk, "across", "x1")
+        await bob_looking.wait_for(lambda f: f["type"] == "new_message")
+        await bob_sidebar.wait_for(lambda f: f["type"] == "chat_update")
+        await asyncio.sleep(0.3)  # and nothing more arrives
+
+    def about_the_message(client):
+        return [f for f in client.frames if f["type"] in ("message_ack", "new_message", "chat_update")]
+
+    assert ack["unread_count"] == 0 and about_the_message(alice_on_a) == [ack]
+    assert about_the_message(bob_looking) == [{"type": "new_message", "message": ack["message"], "unread_count": 1}]
+    (update,) = about_the_message(bob_sidebar)
+    assert (update["type"], update["last_message"]["id"], update["unread_count"]) == (
+        "chat_update",
+        ack["message"]["id"],
+        1,
+    )
+
+
 async def test_a_worker_dies_mid_chat_and_nothing_acknowledged_is_lost(workers, friends_with_chat):
     a, b = workers
     alice, bob, chat = friends_with_chat

@@ -31,34 +31,43 @@ async def test_a_message_is_acked_to_its_sender_and_delivered_to_everyone_in_the
 
     ack = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "hi bob", "client_id": "c1"})
 
-    assert ack["type"] == "message_ack" and ack["client_id"] == "c1"
+    assert (ack["type"], ack["client_id"], ack["unread_count"]) == ("message_ack", "c1", 0)
     message = ack["message"]
     assert (message["text"], message["sender_id"], message["chat_id"]) == ("hi bob", alice.pk, chat.pk)
     sender, other_tab, receiver, elsewhere = [
         await drain(s) for s in (alice_tab, alice_other_tab, bob_tab, alice_elsewhere)
     ]
-    # The sending tab has its ack; every other connection in the chat gets new_message once.
-    assert of_type(sender, "new_message") == []
-    assert of_type(other_tab, "new_message") == [{"type": "new_message", "message": message}]
-    assert of_type(receiver, "new_message") == [{"type": "new_message", "message": message}]
-    assert of_type(elsewhere, "new_message") == []
-    # Every connection of each participant gets its sidebar update, with its own unread count.
-    for frames, unread in ((sender, 0), (other_tab, 0), (elsewhere, 0), (receiver, 1)):
-        (update,) = of_type(frames, "chat_update")
-        assert (update["chat_id"], update["sender_id"], update["unread_count"]) == (chat.pk, alice.pk, unread)
-        assert update["last_message"]["id"] == message["id"]
+    # One frame per connection, each with its own person's unread count: the sending tab has its ack,
+    # every other connection in the chat gets new_message, and one not looking at the chat a chat_update.
+    assert sender == []
+    assert other_tab == [{"type": "new_message", "message": message, "unread_count": 0}]
+    assert receiver == [{"type": "new_message", "message": message, "unread_count": 1}]
+    (update,) = elsewhere
+    assert update["type"] == "chat_update"
+    assert (update["chat_id"], update["sender_id"], update["unread_count"]) == (chat.pk, alice.pk, 0)
+    assert update["last_message"] == {**message, "preview": "hi bob"}
     await close(alice_tab, alice_other_tab, bob_tab, alice_elsewhere)
 
 
-async def test_the_sender_hears_its_ack_before_its_chat_update(friends_with_chat):
+async def test_a_connection_not_looking_at_the_chat_gets_the_sidebar_update_with_its_unread_count(
+    friends_with_chat,
+):
     alice, bob, chat = friends_with_chat
     alice_tab = await joined(alice, chat)
+    bob_sidebar = await open_socket(bob)
 
-    await alice_tab.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "first", "client_id": "o1"})
+    ack = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "psst", "client_id": "s1"})
 
-    kinds = [frame["type"] for frame in await drain(alice_tab)]
-    assert kinds.index("message_ack") < kinds.index("chat_update")
-    await close(alice_tab)
+    assert await drain(bob_sidebar) == [
+        {
+            "type": "chat_update",
+            "chat_id": chat.pk,
+            "sender_id": alice.pk,
+            "last_message": {**ack["message"], "preview": "psst"},
+            "unread_count": 1,
+        }
+    ]
+    await close(alice_tab, bob_sidebar)
 
 
 async def test_unread_counts_grow_with_each_message_and_drop_when_the_chat_is_opened(friends_with_chat):
@@ -270,9 +279,7 @@ async def test_a_message_sent_through_the_api_is_delivered_like_a_websocket_one(
         f"/api/chats/{chat.pk}/messages", {"text": "from the api", "client_id": "a1"}, format="json"
     )
 
-    frames = await drain(bob_tab)
-    assert of_type(frames, "new_message") == [{"type": "new_message", "message": response.json()}]
-    assert [u["unread_count"] for u in of_type(frames, "chat_update")] == [1]
+    assert await drain(bob_tab) == [{"type": "new_message", "message": response.json(), "unread_count": 1}]
     await close(bob_tab)
 
 
