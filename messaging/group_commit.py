@@ -5,13 +5,22 @@ Nothing waits for a batch to fill: a lone send is written at once, as before.
 Under load, each batch takes whatever queued up during the previous one, so
 the database thread does one job per batch instead of one per message, and
 every message is still acknowledged only after it is stored.
+
+The database thread writes batch after batch while drafts keep coming (for at
+most DRAIN_SECONDS, then other database work gets its turn), and answers each
+batch's senders as soon as that batch is committed. Going back to the event
+loop between batches cost the thread the loop's latency twice per batch:
+a quarter to a third of its time under load (measured, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 from channels.db import database_sync_to_async
+from django.db import DatabaseError
 
 from chat_realtime.errors import ApplicationError
 from chat_realtime.per_loop import PerLoop
@@ -19,21 +28,30 @@ from messaging import services
 
 # Enough to amortise a commit; small enough that one batch never holds the database thread for long.
 MAX_BATCH = 100
+# How long the database thread keeps writing batches before other database work (reads, presence) gets a turn.
+DRAIN_SECONDS = 0.02
+
+Answer = asyncio.Future[services.SentMessage | ApplicationError]
+Batch = list[tuple[services.MessageDraft, Answer]]
 
 
 class SendQueue:
     def __init__(self) -> None:
-        self.waiting: list[tuple[services.MessageDraft, asyncio.Future[services.SentMessage | ApplicationError]]] = []
+        # Filled on the loop, taken by the database thread: the lock keeps each batch whole.
+        self.waiting: Batch = []
+        self.lock = threading.Lock()
         self.writing = False
         self.writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
 
     async def send(self, draft: services.MessageDraft) -> services.SentMessage:
         """Send one draft with whatever else is queued; raises the ApplicationError that refused it."""
-        answer = asyncio.get_running_loop().create_future()
-        self.waiting.append((draft, answer))
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        with self.lock:
+            self.waiting.append((draft, answer))
         if not self.writing:
             self.writing = True
-            self.writer = asyncio.get_running_loop().create_task(self._write_all())
+            self.writer = loop.create_task(self._write_all())
         # If this sender goes away meanwhile, the write still happens; only the answer is dropped.
         outcome = await answer
         if isinstance(outcome, ApplicationError):
@@ -41,25 +59,53 @@ class SendQueue:
         return outcome
 
     async def _write_all(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self.waiting:
-                batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
-                try:
-                    outcomes = await database_sync_to_async(services.send_messages)([draft for draft, _ in batch])
-                except BaseException as error:
-                    # Refusals are outcomes; this is the batch's transaction failing (the SQL database
-                    # away, say): every sender of it hears so, and a resend finds whatever was stored.
-                    for _, answer in batch:
-                        if not answer.done():
-                            answer.set_exception(error if isinstance(error, Exception) else ConnectionError())
-                    if not isinstance(error, Exception):
-                        raise
-                    continue
-                for (_, answer), outcome in zip(batch, outcomes, strict=True):
-                    if not answer.done():
-                        answer.set_result(outcome)
+                await database_sync_to_async(self._drain)(loop)
         finally:
             self.writing = False
+
+    def _next_batch(self) -> Batch:
+        with self.lock:
+            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+        return batch
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In the database thread: write batches until none is waiting or DRAIN_SECONDS are up, and
+        answer each batch's senders on `loop` as soon as it is committed.
+
+        A batch whose transaction failed (the SQL database away, say) ends the drain, so that the
+        connection is checked before the next one; every sender of it hears the error, and a resend
+        finds whatever was stored.
+        """
+        until = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < until:
+            batch = self._next_batch()
+            if not batch:
+                return
+            try:
+                outcomes = services.send_messages([draft for draft, _ in batch])
+            except Exception as error:
+                loop.call_soon_threadsafe(_answer, batch, error)
+                if isinstance(error, DatabaseError):
+                    return
+                continue
+            except BaseException:
+                loop.call_soon_threadsafe(_answer, batch, ConnectionError("the database thread stopped"))
+                raise
+            loop.call_soon_threadsafe(_answer, batch, outcomes)
+
+
+def _answer(batch: Batch, outcome: list | BaseException) -> None:
+    """On the loop: each sender of `batch` gets its outcome (or the error that failed the whole batch)."""
+    for index, (_, answer) in enumerate(batch):
+        if answer.done():
+            continue
+        if isinstance(outcome, BaseException):
+            answer.set_exception(outcome)
+        else:
+            answer.set_result(outcome[index])
 
 
 # One queue per event loop: the queue's futures belong to the loop that made them.
