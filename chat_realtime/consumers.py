@@ -123,8 +123,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.user = getattr(user, "_wrapped", user)
         self.user_id = user.pk
         self.user_key = str(user.pk)  # as events name people in their `personal` fields
-        # topic -> id of the latest news this connection was told (chat_realtime.realtime: news, unless_told).
-        self.told: dict[str, str] = {}
+        # topic -> id of the news this connection showed last (chat_realtime.realtime: news, skip_if_shown).
+        self.shown: dict[str, str] = {}
         # Browsers ask for HTML fragments (htmx swaps them in); API clients get JSON.
         self.wants_html = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("format") == ["html"]
         self.groups_joined: set[str] = set()
@@ -235,11 +235,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """A group event published by a service: forward its frame, unless it excludes this connection
-        or tells what this connection was already told (chat_realtime.realtime)."""
+        or would show again what this connection showed last (chat_realtime.realtime)."""
         if event.get("exclude_channel") == self.channel_name or event.get("exclude_user_id") == self.user_id:
             return
-        unless_told = event.get("unless_told")
-        if unless_told is not None and self.told.get(unless_told[0]) == unless_told[1]:
+        news = event.get("news")
+        if news is not None and event.get("skip_if_shown") and self.shown.get(news[0]) == news[1]:
             return
         frame = event["frame"]
         if frame.get("type") == "friendship":
@@ -252,14 +252,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if personal is not None and self.user_key in personal:
             # The event is shared by every connection it reaches: this one's fields go into a copy.
             frame = {**frame, **personal[self.user_key]}
-        news = event.get("news")
-        if news is not None:
-            self.mark_told(news[0], news[1])
         await self.send_frame(frame)
+        if news is not None:
+            self.mark_shown(news[0], news[1])
 
-    def mark_told(self, topic: str, news_id: str) -> None:
-        """This connection now knows `news_id` of `topic`: events `unless_told` it pass it by."""
-        self.told[topic] = news_id
+    def mark_shown(self, topic: str, news_id: str) -> None:
+        """This connection showed `news_id` of `topic` last: an event of that news `skip_if_shown` passes by."""
+        self.shown[topic] = news_id
 
     async def join_group(self, group: str) -> None:
         if group not in self.groups_joined:

@@ -9,12 +9,13 @@ Two optional keys save a connection frames it does not need:
 - `personal` (`to_chat`): fields of the frame that differ per person,
   `{str(user_id): {field: value}}`; each connection gets its own person's
   fields merged into the shared frame.
-- `news` and `unless_told` (a topic and an id, e.g. a chat's group and a
-  message id): an event with `news` tells its connections that news, and one
-  with `unless_told` skips the connections already told it (the ack of a send
-  tells the sending connection too, `RealtimeConsumer.mark_told`). A chat's
-  `new_message` carries the reader's sidebar state, so the `chat_update` that
-  follows it goes only to connections that are not looking at the chat.
+- `news` (a topic and an id, e.g. a chat's group and a message id): what the
+  frame shows. Each connection remembers the news it last showed per topic
+  (the ack of a send counts too, `RealtimeConsumer.mark_shown`); an event
+  with `skip_if_shown` passes by a connection whose last shown news of that
+  topic is this very one. A chat's `new_message` carries the reader's sidebar
+  state, so the `chat_update` that follows it reaches only the connections
+  that are not looking at the chat. Redis carries a topic and id as a list.
 """
 
 from __future__ import annotations
@@ -38,15 +39,16 @@ Frame = dict[str, Any]
 Event = tuple[str, dict[str, Any]]
 
 
-# What a connection may already have been told: a topic (a group name) and the id of the news.
+# What a frame shows: a topic (a group name) and the id of the news.
 News = tuple[str, str]
 
 
-def to_user(user_id: int, frame: Frame, *, unless_told: News | None = None) -> Event:
-    """Every open connection of this user (except those already told `unless_told`)."""
+def to_user(user_id: int, frame: Frame, *, unless_shown: News | None = None) -> Event:
+    """Every open connection of this user, except those whose last shown news of its topic is `unless_shown`."""
     message: dict[str, Any] = {"type": "deliver", "frame": frame}
-    if unless_told is not None:
-        message["unless_told"] = unless_told
+    if unless_shown is not None:
+        message["news"] = unless_shown
+        message["skip_if_shown"] = True
     return user_group(user_id), message
 
 
@@ -56,15 +58,14 @@ def to_chat(
     *,
     exclude_channel: str | None = None,
     exclude_user_id: int | None = None,
-    personal: dict[int, Frame] | None = None,
+    personal: dict[int, dict[str, Any]] | None = None,
     news: News | None = None,
 ) -> Event:
     """Every connection that joined this chat.
 
     `exclude_channel` leaves out the connection the change came from (it got
     its own answer); `exclude_user_id` leaves out all of one user's connections.
-    `personal` adds fields per user to the frame; `news` is what the frame tells
-    each connection that gets it.
+    `personal` adds fields per user to the frame; `news` is what the frame shows.
     """
     message: dict[str, Any] = {"type": "deliver", "frame": frame}
     if exclude_channel:

@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from friends.overview import FriendOverview
-from messaging.events import chat_update_told_by
+from messaging.events import chat_update_shown_by
 from messaging.models import ChatParticipant
 from messaging.store import StoredMessage
 
@@ -71,7 +71,7 @@ def new_message_html(frame: dict, viewer: User) -> str:
     """The bubble at the end of the chat, and the sidebar row the frame's unread count redraws."""
     message = frame["message"]
     html = _oob(f"beforeend:#messages-{int(message['chat_id'])}", render_bubble(message, viewer.pk))
-    return html + _sidebar_told_by(frame, viewer)
+    return html + _sidebar_shown_by(frame, viewer)
 
 
 def message_ack_html(frame: dict, viewer: User) -> str:
@@ -82,12 +82,12 @@ def message_ack_html(frame: dict, viewer: User) -> str:
         "messaging/partials/_message.html",
         {"message": bubble(frame["message"], viewer.pk), "oob": f"outerHTML:#pending-{frame['client_id']}"},
     )
-    return html + _sidebar_told_by(frame, viewer)
+    return html + _sidebar_shown_by(frame, viewer)
 
 
-def _sidebar_told_by(frame: dict, viewer: User) -> str:
+def _sidebar_shown_by(frame: dict, viewer: User) -> str:
     """A message frame stands in for its chat_update on a connection that joined the chat."""
-    update = chat_update_told_by(frame)
+    update = chat_update_shown_by(frame)
     return chat_update_html(update, viewer) if update else ""
 
 

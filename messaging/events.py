@@ -52,13 +52,13 @@ def new_message_frame(message: StoredMessage) -> dict[str, Any]:
     return {"type": "new_message", "message": message_data(message)}
 
 
-def message_ack_frame(message: StoredMessage, *, unread_count: int) -> dict[str, Any]:
-    return {
-        "type": "message_ack",
-        "client_id": message.client_id,
-        "message": message_data(message),
-        "unread_count": unread_count,
-    }
+def message_ack_frame(message: StoredMessage, *, unread_count: int | None) -> dict[str, Any]:
+    """`unread_count` (the sender's, once the send is recorded) for a message just announced; None for
+    the ack of an earlier message resent, which changes no sidebar."""
+    frame = {"type": "message_ack", "client_id": message.client_id, "message": message_data(message)}
+    if unread_count is not None:
+        frame["unread_count"] = unread_count
+    return frame
 
 
 def chat_update_frame(
@@ -74,9 +74,10 @@ def chat_update_frame(
     }
 
 
-def chat_update_told_by(frame: dict[str, Any]) -> dict[str, Any] | None:
+def chat_update_shown_by(frame: dict[str, Any]) -> dict[str, Any] | None:
     """The `chat_update` that a delivered `new_message` or `message_ack` stands in for (both carry their
-    reader's `unread_count`), for a client that draws the sidebar from chat_updates; None without a count."""
+    reader's `unread_count`), for a client that draws the sidebar from chat_updates; None without a count
+    (the ack of an earlier message resent moves no sidebar)."""
     if "unread_count" not in frame:
         return None
     message = frame["message"]

@@ -10,12 +10,13 @@ The database thread writes batch after batch while drafts keep coming (for at
 most DRAIN_SECONDS, then other database work gets its turn), and answers each
 batch's senders as soon as that batch is committed. Going back to the event
 loop between batches cost the thread the loop's latency twice per batch:
-a quarter to a third of its time under load (measured, docs/benchmarks.md).
+a quarter to a third of its time under load (docs/benchmarks.md, fourth round).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -26,12 +27,14 @@ from chat_realtime.errors import ApplicationError
 from chat_realtime.per_loop import PerLoop
 from messaging import services
 
+logger = logging.getLogger(__name__)
 # Enough to amortise a commit; small enough that one batch never holds the database thread for long.
 MAX_BATCH = 100
 # How long the database thread keeps writing batches before other database work (reads, presence) gets a turn.
 DRAIN_SECONDS = 0.02
 
 Answer = asyncio.Future[services.SentMessage | ApplicationError]
+Outcomes = list[services.SentMessage | ApplicationError]
 Batch = list[tuple[services.MessageDraft, Answer]]
 
 
@@ -62,7 +65,15 @@ class SendQueue:
         loop = asyncio.get_running_loop()
         try:
             while self.waiting:
-                await database_sync_to_async(self._drain)(loop)
+                try:
+                    await database_sync_to_async(self._drain)(loop)
+                except Exception as error:
+                    # Not a batch failing (the drain answers those) but the thread's own work around it:
+                    # every draft still queued hears so rather than wait for an answer that never comes.
+                    logger.exception("the send queue's database thread failed")
+                    with self.lock:
+                        stranded, self.waiting = self.waiting, []
+                    _answer(stranded, error)
         finally:
             self.writing = False
 
@@ -85,19 +96,29 @@ class SendQueue:
             if not batch:
                 return
             try:
-                outcomes = services.send_messages([draft for draft, _ in batch])
+                outcome: Outcomes | BaseException = services.send_messages([draft for draft, _ in batch])
             except Exception as error:
-                loop.call_soon_threadsafe(_answer, batch, error)
-                if isinstance(error, DatabaseError):
-                    return
-                continue
+                outcome = error
             except BaseException:
-                loop.call_soon_threadsafe(_answer, batch, ConnectionError("the database thread stopped"))
+                _post(loop, batch, ConnectionError("the database thread stopped"))
                 raise
-            loop.call_soon_threadsafe(_answer, batch, outcomes)
+            if not _post(loop, batch, outcome):
+                return  # the loop is gone, and its senders with it
+            if isinstance(outcome, DatabaseError):
+                return
+            # Any other failure was this batch's own (a bug in one draft's path, say): the next may go through.
 
 
-def _answer(batch: Batch, outcome: list | BaseException) -> None:
+def _post(loop: asyncio.AbstractEventLoop, batch: Batch, outcome: Outcomes | BaseException) -> bool:
+    """Hand a batch's outcome to its senders' loop; False if that loop has closed."""
+    try:
+        loop.call_soon_threadsafe(_answer, batch, outcome)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _answer(batch: Batch, outcome: Outcomes | BaseException) -> None:
     """On the loop: each sender of `batch` gets its outcome (or the error that failed the whole batch)."""
     for index, (_, answer) in enumerate(batch):
         if answer.done():

@@ -152,7 +152,10 @@ class SentMessage:
     message: StoredMessage
     created: bool  # False: this client_id was sent before; `message` is the stored one
     grant: WriteGrant
-    unread_count: int = 0  # the sender's unread messages in the chat once the send is recorded
+    # Announced with this send's batch (new, or an earlier try's message repaired): the chat's sidebar
+    # moves to it, and `unread_count` is the sender's count in the chat once the batch is recorded.
+    announced: bool = False
+    unread_count: int = 0
 
 
 def send_message(
@@ -263,11 +266,15 @@ def _store_and_record(
                 outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
                 recorded.append((drafts[index], message, created))
     if recorded:
-        unread = _record(recorded, active_until)
+        unread, announced = _record(recorded, active_until)
         for index, outcome in enumerate(outcomes):
             if isinstance(outcome, SentMessage):
-                key = (outcome.message.chat_id, outcome.grant.sender_id)
-                outcomes[index] = replace(outcome, unread_count=unread.get(key, 0))
+                outcomes[index] = replace(
+                    outcome,
+                    announced=outcome.message.id in announced,
+                    # No membership left (removed after its grant was checked): nothing there is unread for it.
+                    unread_count=unread.get((outcome.message.chat_id, outcome.grant.sender_id), 0),
+                )
 
 
 def _granted(draft: MessageDraft) -> WriteGrant:
@@ -324,10 +331,11 @@ def _is_newer(message_id: str, than: str) -> bool:
 
 def _record(
     recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_until: dict[int, Any]
-) -> dict[tuple[int, int], int]:
+) -> tuple[dict[tuple[int, int], int], set[str]]:
     """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each
     participant's read position and unread count; then, after commit, `new_message` to each chat and
-    `chat_update` to each participant. Answers each participant's unread count, by (chat, user).
+    `chat_update` to each participant. Answers each participant's unread count, by (chat, user), and the
+    ids of the messages announced.
 
     `active_until` holds, for each chat with a resend in this batch, its activity time before it. A message
     is announced when it was just stored, or when an earlier try stored it but
@@ -407,9 +415,9 @@ def _record(
     _publish_chat_updates(
         {chat_id: newest_in_chat[chat_id] for chat_id in arrived},
         readers=[reader for reader in readers if reader[0] in arrived],
-        unless_told=True,
+        unless_shown=True,
     )
-    return {(chat_id, user_id): unread for chat_id, user_id, unread in readers}
+    return {(chat_id, user_id): unread for chat_id, user_id, unread in readers}, set(announced)
 
 
 def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:
@@ -427,12 +435,12 @@ def _publish_chat_updates(
     user_id: int | None = None,
     sender_known: bool = True,
     readers: list[tuple[int, int, int]] | None = None,
-    unless_told: bool = False,
+    unless_shown: bool = False,
 ) -> None:
     """After commit, each participant of these chats (or only `user_id`) gets the chat's newest message
     and their unread count: read from the memberships, or given as `readers` (chat, user, unread) by a
-    caller that has them from its transaction. `unless_told`: not the connections that were already
-    told that newest message (by its `new_message` or their ack), which carried the same count.
+    caller that has them from its transaction. `unless_shown`: not the connections that showed that
+    newest message last (its `new_message` or their ack carried the same count).
     """
     if not latest:
         return
@@ -452,8 +460,8 @@ def _publish_chat_updates(
             last_message=last_messages[chat_id],
             unread_count=unread,
         )
-        told = (events.chat_group(chat_id), last_message.id) if unless_told and last_message else None
-        updates.append(to_user(reader_id, frame, unless_told=told))
+        shown = (events.chat_group(chat_id), last_message.id) if unless_shown and last_message else None
+        updates.append(to_user(reader_id, frame, unless_shown=shown))
     publish(updates)
 
 

@@ -58,8 +58,10 @@ async def send_message(connection: RealtimeConsumer, frame: Frame) -> Frame:
         connection.write_grants.pop(chat_id, None)
         raise
     connection.write_grants[chat_id] = sent.grant
-    # The ack carries the sidebar's state: the chat_update for this message would repeat it.
-    connection.mark_told(events.chat_group(chat_id), sent.message.id)
+    if not sent.announced:
+        return events.message_ack_frame(sent.message, unread_count=None)
+    # The ack shows the sidebar's new state: the chat_update of this message would show it again.
+    connection.mark_shown(events.chat_group(chat_id), sent.message.id)
     return events.message_ack_frame(sent.message, unread_count=sent.unread_count)
 
 

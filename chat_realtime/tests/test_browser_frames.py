@@ -63,6 +63,11 @@ async def test_the_senders_page_swaps_its_pending_bubble_for_the_stored_one(frie
     # Its sidebar row moves to the top with the new last line, once, with no badge.
     assert html.count(f'hx-swap-oob="delete:#chat-row-{chat.pk}"') == 1
     assert "You: hi" in html and "unread-badge" not in html
+
+    # A retry of a message already stored swaps its bubble, and leaves the sidebar alone.
+    await alice_page.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "hi", "client_id": "c42"})
+    again = await received(alice_page)
+    assert 'hx-swap-oob="outerHTML:#pending-c42"' in again and "chat-row" not in again
     await alice_page.disconnect()
 
 

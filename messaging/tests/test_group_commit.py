@@ -5,12 +5,13 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import OperationalError
 
 from chat_realtime.errors import ApplicationError
 from chat_realtime.tests.sockets import ask, close, of_type, open_socket
 from chat_realtime.tests.sockets import drain as drain_all
-from messaging import services
-from messaging.group_commit import send_queue
+from messaging import group_commit, services
+from messaging.group_commit import MAX_BATCH, SendQueue, send_queue
 from messaging.store import message_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,6 +124,90 @@ async def test_concurrent_sends_share_one_database_call(friends_with_chat, unlim
     assert sorted(s.message.client_id for s in sent) == sorted(f"c{n}" for n in range(10))
     assert batches == [10]  # all ten queued before the first write started
     assert await sync_to_async(message_store().count_after)(chat.pk, after=None) == 10
+
+
+def recorded_batches(monkeypatch, fail_first_with: Exception | None = None) -> tuple[list[int], list[int]]:
+    """Sizes of the batches written and a count of the database thread's drains; the first batch
+    raises `fail_first_with` if given."""
+    batches: list[int] = []
+    drains: list[int] = []
+    real_send_messages, real_drain = services.send_messages, SendQueue._drain
+
+    def recording(drafts):
+        batches.append(len(drafts))
+        if fail_first_with is not None and len(batches) == 1:
+            raise fail_first_with
+        return real_send_messages(drafts)
+
+    def counted(self, loop):
+        drains.append(1)
+        return real_drain(self, loop)
+
+    monkeypatch.setattr(services, "send_messages", recording)
+    monkeypatch.setattr(SendQueue, "_drain", counted)
+    monkeypatch.setattr(group_commit, "DRAIN_SECONDS", 60)  # a slow test machine must not end a drain early
+    return batches, drains
+
+
+async def test_the_database_thread_writes_batch_after_batch_without_going_back_to_the_loop(
+    friends_with_chat, unlimited_messages, monkeypatch
+):
+    alice, bob, chat = friends_with_chat
+    batches, drains = recorded_batches(monkeypatch)
+
+    sent = await asyncio.gather(*(send_queue().send(draft(alice, chat, f"c{n}")) for n in range(MAX_BATCH + 20)))
+
+    assert len({s.message.id for s in sent}) == MAX_BATCH + 20
+    assert batches == [MAX_BATCH, 20]
+    assert len(drains) == 1
+
+
+async def test_a_database_error_fails_its_batch_and_the_next_batch_is_written_on_a_checked_connection(
+    friends_with_chat, unlimited_messages, monkeypatch
+):
+    alice, bob, chat = friends_with_chat
+    batches, drains = recorded_batches(monkeypatch, fail_first_with=OperationalError("gone away"))
+
+    outcomes = await asyncio.gather(
+        *(send_queue().send(draft(alice, chat, f"c{n}")) for n in range(MAX_BATCH + 20)), return_exceptions=True
+    )
+
+    assert [type(o).__name__ for o in outcomes] == ["OperationalError"] * MAX_BATCH + ["SentMessage"] * 20
+    assert len(drains) == 2  # the drain ended at the error, so the connection was checked before the next
+    assert await sync_to_async(message_store().count_after)(chat.pk, after=None) == 20
+
+
+async def test_a_batch_failing_for_another_reason_costs_only_that_batch(
+    friends_with_chat, unlimited_messages, monkeypatch
+):
+    alice, bob, chat = friends_with_chat
+    batches, drains = recorded_batches(monkeypatch, fail_first_with=ValueError("a bug in one batch"))
+
+    outcomes = await asyncio.gather(
+        *(send_queue().send(draft(alice, chat, f"c{n}")) for n in range(MAX_BATCH + 20)), return_exceptions=True
+    )
+
+    assert [type(o).__name__ for o in outcomes] == ["ValueError"] * MAX_BATCH + ["SentMessage"] * 20
+    assert len(drains) == 1
+
+
+async def test_when_the_database_thread_itself_fails_every_waiting_sender_hears_so(
+    friends_with_chat, unlimited_messages, monkeypatch
+):
+    alice, bob, chat = friends_with_chat
+
+    def broken(self, loop):
+        raise RuntimeError("the thread's own work failed")
+
+    monkeypatch.setattr(SendQueue, "_drain", broken)
+
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(send_queue().send(draft(alice, chat, f"c{n}")) for n in range(3)), return_exceptions=True),
+        timeout=5,
+    )
+
+    assert [str(o) for o in outcomes] == ["the thread's own work failed"] * 3
+    assert await sync_to_async(message_store().count_after)(chat.pk, after=None) == 0
 
 
 async def test_a_refusal_in_a_shared_batch_reaches_only_its_sender(friends_with_chat, make_user, unlimited_messages):
