@@ -92,8 +92,8 @@ def app_environment(var_dir: Path) -> dict[str, str]:
     }
 
 
-def migrate(env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+def migrate(env: dict[str, str], *, root: Path = ROOT, python: str = sys.executable) -> None:
+    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -107,15 +107,15 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def app_worker(env: dict[str, str]) -> Iterator[Server]:
+def app_worker(env: dict[str, str], *, root: Path = ROOT, python: str = sys.executable) -> Iterator[Server]:
     """One worker serving the app, started as everywhere else (`manage.py serve`); its output goes to
-    worker-<port>.log in VAR_DIR."""
+    worker-<port>.log in VAR_DIR. `root` and `python` name another checkout and interpreter (bench.compare)."""
     port = free_port()
     log = Path(env["VAR_DIR"]) / f"worker-{port}.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
+            [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=root,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,124 @@
+"""Compare two versions of the app side by side: both serve the chat scenario at the same time.
+
+    python -m bench.compare --base HEAD~1                 # this checkout against an earlier commit
+    python -m bench.compare --base main --pairs 20 --rounds 5
+    python -m bench.compare --base HEAD --base-python /path/to/other-venv/bin/python   # the same code, other packages
+
+The machines here change speed by up to ±50 % within minutes, so two runs one
+after the other cannot tell a 10 % change from noise. Here the two workers
+(this checkout's and a clean checkout of `--base`, each on its own database
+and Redis database) are loaded at once by two load generators, so whatever
+the machine does hits both; each round prints both rates, their worker CPU
+per delivered message, and the ratio this/base. Read the ratios of several
+rounds. Both workers share the machine's cores, so absolute rates are lower
+than in `bench.run`; the ratio is the result.
+
+Runs on the services the environment names (the embedded defaults when none),
+rate limits off, like `bench.run`. On the embedded defaults each worker has its
+own SQLite file; on MariaDB both use DB_NAME (each signs up its own people),
+which needs the two versions' migrations to agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import servers
+from bench.scenarios import loadgen
+
+# The two workers' Redis databases, apart from each other and from the test suite's.
+REDIS_DATABASES = {"this": "6", "base": "7"}
+
+
+@contextlib.contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """A clean work tree of `ref`, removed afterwards."""
+    git = shutil.which("git")
+    if git is None:
+        sys.exit("bench.compare needs git, to check out the base version")
+    with tempfile.TemporaryDirectory() as parent:
+        tree = Path(parent) / "base"
+        subprocess.run([git, "worktree", "add", "--detach", "-q", str(tree), ref], cwd=servers.ROOT, check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run([git, "worktree", "remove", "--force", str(tree)], cwd=servers.ROOT, check=False)
+
+
+def chat_round(name: str, url: str, pairs: Path, count: int, seconds: float, results: dict) -> None:
+    """One round of the chat scenario on one worker (`count` pairs, saved in `pairs`): `results[name]`."""
+    drive = ["--pairs", str(count), "--seconds", str(seconds), "--pairs-file", str(pairs)]
+    results[name] = loadgen("chat", "--target", "app", "--base", url, *drive)
+
+
+def cpu_use(name: str, pid: int, seconds: float, results: dict) -> None:
+    """The worker's CPU seconds per second over the middle half of a round (after the sockets opened)."""
+    time.sleep(seconds / 4)
+    results[name] = servers.cpu_rate(pid, seconds / 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the git commit (or branch, tag) to compare against")
+    parser.add_argument("--base-python", default=sys.executable, help="the interpreter for the base worker")
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    servers.raise_open_files_limit()
+    print(f"this checkout against {args.base}: {args.pairs} pairs, {args.rounds} rounds of {args.seconds:.0f} s")
+
+    with checkout(args.base) as base_root, tempfile.TemporaryDirectory() as var, contextlib.ExitStack() as stack:
+        workers = {}
+        for name, root, python in (
+            ("this", servers.ROOT, sys.executable),
+            ("base", base_root, args.base_python),
+        ):
+            var_dir = Path(var) / name
+            var_dir.mkdir()
+            env = {**servers.app_environment(var_dir), "REDIS_DB": REDIS_DATABASES[name]}
+            servers.migrate(env, root=root, python=python)
+            app = stack.enter_context(servers.app_worker(env, root=root, python=python))
+            pairs = var_dir / "pairs.json"
+            loadgen("pairs", "--base", app.url, "--pairs", str(args.pairs), "--out", str(pairs))
+            workers[name] = (app, pairs)
+
+        ratios = []
+        for round_number in range(1, args.rounds + 1):
+            results: dict = {}
+            cpu: dict = {}
+            threads = [
+                thread
+                for name, (app, pairs) in workers.items()
+                for thread in (
+                    threading.Thread(target=chat_round, args=(name, app.url, pairs, args.pairs, args.seconds, results)),
+                    threading.Thread(target=cpu_use, args=(name, app.pid, args.seconds, cpu)),
+                )
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            ratio = results["this"]["messages_per_s"] / results["base"]["messages_per_s"]
+            ratios.append(ratio)
+            described = "  ".join(
+                f"{name} {results[name]['messages_per_s']:7.1f} msg/s, p99 {results[name]['p99_ms']:5.1f} ms, "
+                f"{cpu[name] / results[name]['messages_per_s'] * 1e6:4.0f} µs CPU/msg"
+                for name in ("this", "base")
+            )
+            print(f"round {round_number}: {described}  this/base {ratio:.3f}", flush=True)
+        print(f"this/base: median {statistics.median(ratios):.3f}, from {min(ratios):.3f} to {max(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
