@@ -28,6 +28,7 @@ from chat_realtime.per_loop import PerLoop
 from messaging import services
 
 logger = logging.getLogger(__name__)
+
 # Enough to amortise a commit; small enough that one batch never holds the database thread for long.
 MAX_BATCH = 100
 # How long the database thread keeps writing batches before other database work (reads, presence) gets a turn.

@@ -9,8 +9,9 @@ Sending a message, in order:
    the sender's read position, and every participant's unread count (kept
    here and in `mark_read`, so that no badge needs a count);
 4. after that commit, publish `new_message` to the chat, with each reader's
-   unread count, and `chat_update` to each participant's connections that the
-   `new_message` or the sender's ack did not already tell (chat_realtime.realtime).
+   unread count, and `chat_update` to each participant, which the connections
+   that just showed the message (its `new_message`, the sender's ack) pass by
+   (chat_realtime.realtime).
 Websocket sends that arrive together go through these steps as one batch
 (messaging.group_commit, `send_messages`): one store write and one SQL
 transaction for the batch, each draft still checked and answered on its own.
