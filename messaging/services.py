@@ -154,7 +154,7 @@ class SentMessage:
     created: bool  # False: this client_id was sent before; `message` is the stored one
     grant: WriteGrant
     # Announced with this send's batch (new, or an earlier try's message repaired): the chat's sidebar
-    # moves to it, and `unread_count` is the sender's count in the chat once the batch is recorded.
+    # moves to it, and `unread_count` is the sender's count in the chat right after it.
     announced: bool = False
     unread_count: int = 0
 
@@ -267,14 +267,14 @@ def _store_and_record(
                 outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
                 recorded.append((drafts[index], message, created))
     if recorded:
-        unread, announced = _record(recorded, active_until)
+        unread_after = _record(recorded, active_until)
         for index, outcome in enumerate(outcomes):
-            if isinstance(outcome, SentMessage):
+            if isinstance(outcome, SentMessage) and outcome.message.id in unread_after:
                 outcomes[index] = replace(
                     outcome,
-                    announced=outcome.message.id in announced,
+                    announced=True,
                     # No membership left (removed after its grant was checked): nothing there is unread for it.
-                    unread_count=unread.get((outcome.message.chat_id, outcome.grant.sender_id), 0),
+                    unread_count=unread_after[outcome.message.id].get(outcome.grant.sender_id, 0),
                 )
 
 
@@ -332,11 +332,11 @@ def _is_newer(message_id: str, than: str) -> bool:
 
 def _record(
     recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_until: dict[int, Any]
-) -> tuple[dict[tuple[int, int], int], set[str]]:
+) -> dict[str, dict[int, int]]:
     """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each
     participant's read position and unread count; then, after commit, `new_message` to each chat and
-    `chat_update` to each participant. Answers each participant's unread count, by (chat, user), and the
-    ids of the messages announced.
+    `chat_update` to each participant. Answers, for each message announced, each participant's unread
+    count right after it (message id -> user id -> count).
 
     `active_until` holds, for each chat with a resend in this batch, its activity time before it. A message
     is announced when it was just stored, or when an earlier try stored it but
@@ -368,9 +368,12 @@ def _record(
     # What you send, you have read; what the others send is unread. Chats are locked already, so their
     # participants are locked in chat order, and nobody's read state moves between this and the chat_updates.
     readers: list[tuple[int, int, int]] = []  # chat, user, unread
+    after: dict[str, dict[int, int]] = {message.id: {} for _, message in in_order}  # each reader's count
     changed: dict[int, tuple[str, int]] = {}
     recount: dict[int, tuple[int, int, str]] = {}
     for pk, chat_id, user_id, last_read, unread in ChatParticipant.objects.read_states_for_update(list(newest_in_chat)):
+        for message_id, count in _unread_along(arrived.get(chat_id, []), user_id, unread, last_read).items():
+            after[message_id][user_id] = count
         position = last_read
         newest = newest_of_sender.get((chat_id, user_id))
         moved = newest is not None and _is_newer(newest.id, last_read)
@@ -395,19 +398,17 @@ def _record(
         ):
             changed[pk] = (position, unread)
             readers.append((chat_id, user_id, unread))
+            for message in arrived.get(chat_id, []):
+                after[message.id][user_id] = unread  # repairs are rare: the batch's final count throughout
     ChatParticipant.objects.set_read_state(changed)
 
-    # Each reader's count once the whole batch is in: exact for the chat's last message of the batch.
-    personal: dict[int, dict[int, dict[str, int]]] = {}
-    for chat_id, user_id, unread in readers:
-        personal.setdefault(chat_id, {})[user_id] = {"unread_count": unread}
     publish(
         [
             to_chat(
                 message.chat_id,
                 events.new_message_frame(message),
                 exclude_channel=draft.origin_channel,
-                personal=personal.get(message.chat_id),
+                personal={user_id: {"unread_count": count} for user_id, count in after[message.id].items()},
                 news=(events.chat_group(message.chat_id), message.id),
             )
             for draft, message in in_order
@@ -418,7 +419,21 @@ def _record(
         readers=[reader for reader in readers if reader[0] in arrived],
         unless_shown=True,
     )
-    return {(chat_id, user_id): unread for chat_id, user_id, unread in readers}, set(announced)
+    return after
+
+
+def _unread_along(arriving: list[StoredMessage], reader_id: int, unread: int, position: str) -> dict[str, int]:
+    """A reader's unread count right after each of a chat's arriving messages (in order), from their count
+    and read position before them: what the others send counts, what the reader sends reads all before it."""
+    counts = {}
+    for message in arriving:
+        if _is_newer(message.id, position):
+            if message.sender_id == reader_id:
+                unread, position = 0, message.id
+            else:
+                unread += 1
+        counts[message.id] = unread
+    return counts
 
 
 def _advance_chats(newest_in_chat: dict[int, StoredMessage]) -> None:

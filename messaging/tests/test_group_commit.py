@@ -290,6 +290,31 @@ def test_messages_of_a_batch_are_announced_in_their_chats_order(friends_with_cha
     assert sorted(updates) == sorted([(f"user.{alice.pk}", 0), (f"user.{bob.pk}", 5)])  # one per participant
 
 
+def test_each_new_message_carries_each_readers_unread_count_right_after_it(
+    friends_with_chat, unlimited_messages, monkeypatch
+):
+    from chat_realtime import realtime
+
+    alice, bob, chat = friends_with_chat
+    services.send_message(sender=alice, chat_id=chat.pk, text="earlier", client_id="e1")  # bob: 1 unread
+    published: list[tuple[str, dict]] = []
+    monkeypatch.setattr(realtime, "_send", published.extend)
+
+    outcomes = services.send_messages([draft(alice, chat, "a1"), draft(bob, chat, "b1"), draft(alice, chat, "a2")])
+
+    personal = [e["personal"] for _, e in published if e["frame"]["type"] == "new_message"]
+    assert personal == [
+        {str(alice.pk): {"unread_count": 0}, str(bob.pk): {"unread_count": 2}},
+        {str(alice.pk): {"unread_count": 1}, str(bob.pk): {"unread_count": 0}},  # bob's own: all before it read
+        {str(alice.pk): {"unread_count": 0}, str(bob.pk): {"unread_count": 1}},
+    ]
+    assert [o.unread_count for o in outcomes] == [0, 0, 0]  # each sender's ack: right after their message
+    # The last message's counts are the batch's, as the chat_updates and the memberships have them.
+    updates = {group: e["frame"]["unread_count"] for group, e in published if e["frame"]["type"] == "chat_update"}
+    kept = dict(chat.participants.values_list("user_id", "unread_count"))
+    assert updates == {f"user.{alice.pk}": 0, f"user.{bob.pk}": 1} and kept == {alice.pk: 0, bob.pk: 1}
+
+
 def test_a_bad_read_position_costs_a_badge_update_not_the_other_messages(
     friends_with_chat, make_user, befriend, unlimited_messages, caplog
 ):
