@@ -371,24 +371,19 @@ def _record(
     after: dict[str, dict[int, int]] = {message.id: {} for _, message in in_order}  # each reader's count
     changed: dict[int, tuple[str, int]] = {}
     recount: dict[int, tuple[int, int, str]] = {}
-    for pk, chat_id, user_id, last_read, unread in ChatParticipant.objects.read_states_for_update(list(newest_in_chat)):
-        for message_id, count in _unread_along(arrived.get(chat_id, []), user_id, unread, last_read).items():
-            after[message_id][user_id] = count
-        position = last_read
+    for pk, chat_id, user_id, last_read, before in ChatParticipant.objects.read_states_for_update(list(newest_in_chat)):
         newest = newest_of_sender.get((chat_id, user_id))
-        moved = newest is not None and _is_newer(newest.id, last_read)
-        if moved:
-            position = newest.id
-        new_for_them = sum(1 for m in arrived.get(chat_id, ()) if m.sender_id != user_id and _is_newer(m.id, position))
-        if not moved:
-            unread += new_for_them
-        elif position in created_ids:
-            unread = new_for_them  # everything from before this batch is older than their own new message
-        else:
+        position = newest.id if newest is not None and _is_newer(newest.id, last_read) else last_read
+        if position != last_read and position not in created_ids:
             # Moved to a resend of something stored earlier (a repair): what came after it is counted.
             recount[pk] = (chat_id, user_id, position)
             continue
-        if position != last_read or new_for_them:
+        # Their own newest message, if any, is among the arrivals: counting along them ends where it does.
+        along = _unread_along(arrived.get(chat_id, []), user_id, before, last_read)
+        for message_id, count in along.items():
+            after[message_id][user_id] = count
+        unread = list(along.values())[-1] if along else before
+        if position != last_read or unread != before:
             changed[pk] = (position, unread)
         readers.append((chat_id, user_id, unread))
     if recount:

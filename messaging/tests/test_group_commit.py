@@ -149,13 +149,19 @@ def recorded_batches(monkeypatch, fail_first_with: Exception | None = None) -> t
     return batches, drains
 
 
+async def send_all(sender, chat, count: int) -> list:
+    """`count` sends queued at once; each one's outcome (a SentMessage or what it raised), within 10 s."""
+    sends = (send_queue().send(draft(sender, chat, f"c{n}")) for n in range(count))
+    return await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), timeout=10)
+
+
 async def test_the_database_thread_writes_batch_after_batch_without_going_back_to_the_loop(
     friends_with_chat, unlimited_messages, monkeypatch
 ):
     alice, bob, chat = friends_with_chat
     batches, drains = recorded_batches(monkeypatch)
 
-    sent = await asyncio.gather(*(send_queue().send(draft(alice, chat, f"c{n}")) for n in range(MAX_BATCH + 20)))
+    sent = await send_all(alice, chat, MAX_BATCH + 20)
 
     assert len({s.message.id for s in sent}) == MAX_BATCH + 20
     assert batches == [MAX_BATCH, 20]
@@ -168,9 +174,7 @@ async def test_a_database_error_fails_its_batch_and_the_next_batch_is_written_on
     alice, bob, chat = friends_with_chat
     batches, drains = recorded_batches(monkeypatch, fail_first_with=OperationalError("gone away"))
 
-    outcomes = await asyncio.gather(
-        *(send_queue().send(draft(alice, chat, f"c{n}")) for n in range(MAX_BATCH + 20)), return_exceptions=True
-    )
+    outcomes = await send_all(alice, chat, MAX_BATCH + 20)
 
     assert [type(o).__name__ for o in outcomes] == ["OperationalError"] * MAX_BATCH + ["SentMessage"] * 20
     assert len(drains) == 2  # the drain ended at the error, so the connection was checked before the next
@@ -183,9 +187,7 @@ async def test_a_batch_failing_for_another_reason_costs_only_that_batch(
     alice, bob, chat = friends_with_chat
     batches, drains = recorded_batches(monkeypatch, fail_first_with=ValueError("a bug in one batch"))
 
-    outcomes = await asyncio.gather(
-        *(send_queue().send(draft(alice, chat, f"c{n}")) for n in range(MAX_BATCH + 20)), return_exceptions=True
-    )
+    outcomes = await send_all(alice, chat, MAX_BATCH + 20)
 
     assert [type(o).__name__ for o in outcomes] == ["ValueError"] * MAX_BATCH + ["SentMessage"] * 20
     assert len(drains) == 1
@@ -201,10 +203,7 @@ async def test_when_the_database_thread_itself_fails_every_waiting_sender_hears_
 
     monkeypatch.setattr(SendQueue, "_drain", broken)
 
-    outcomes = await asyncio.wait_for(
-        asyncio.gather(*(send_queue().send(draft(alice, chat, f"c{n}")) for n in range(3)), return_exceptions=True),
-        timeout=5,
-    )
+    outcomes = await send_all(alice, chat, 3)
 
     assert [str(o) for o in outcomes] == ["the thread's own work failed"] * 3
     assert await sync_to_async(message_store().count_after)(chat.pk, after=None) == 0
