@@ -18,8 +18,18 @@ def participant(*, user_id: int, chat_id: int) -> ChatParticipant:
     """The user's membership of the chat, or 404 whether the chat exists or not."""
     membership = ChatParticipant.objects.select_related("chat").filter(chat_id=chat_id, user_id=user_id).first()
     if membership is None:
-        raise NotFoundError("No such chat.")
+        raise _no_such_chat()
     return membership
+
+
+def ensure_participant(*, user_id: int, chat_id: int) -> None:
+    """404 unless the user is in the chat, as `participant`, for those that need nothing of the membership."""
+    if not ChatParticipant.objects.is_member(chat_id=chat_id, user_id=user_id):
+        raise _no_such_chat()
+
+
+def _no_such_chat() -> NotFoundError:
+    return NotFoundError("No such chat.")
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class HistoryPage:
 
 def history(*, user: User, chat_id: int, before: str | None, after: str | None, limit: int) -> HistoryPage:
     """A page of a chat's messages. Newest first, or with `after`, oldest first from that id."""
-    participant(user_id=user.pk, chat_id=chat_id)
+    ensure_participant(user_id=user.pk, chat_id=chat_id)
     if before and after:
         raise ValidationFailed({"after": ["Use either before or after, not both."]})
     limit = max(1, min(limit, HISTORY_LIMIT_MAX))

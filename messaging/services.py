@@ -533,7 +533,7 @@ def recount_unread(chat_ids: list[int] | None = None) -> int:
 
 def open_chat(*, user: User, chat_id: int) -> None:
     """The user is looking at the chat: everything in it so far counts as read."""
-    selectors.participant(user_id=user.pk, chat_id=chat_id)
+    selectors.ensure_participant(user_id=user.pk, chat_id=chat_id)
     latest = message_store().latest(chat_id)
     if latest is not None:
         mark_read(user=user, chat_id=chat_id, message_id=latest.id)

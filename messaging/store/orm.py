@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -32,6 +36,52 @@ def _stored(row: Message) -> StoredMessage:
 
 UNREAD_WINDOWS_PER_QUERY = 200
 INSERTED_COLUMNS = ("chat_id", "sender_id", "text", "image_url", "client_id", "created_at")
+# StoredMessage's fields, in its order: what `_select` reads.
+READ_COLUMNS = (
+    "id",
+    "chat_id",
+    "sender_id",
+    "text",
+    "image_url",
+    "client_id",
+    "created_at",
+    "deleted_at",
+    "deleted_by",
+)
+
+
+def _select(condition: str, params: list, *, table: str | None = None) -> list[StoredMessage]:
+    """The messages of `SELECT READ_COLUMNS FROM table WHERE condition`, each row straight to a StoredMessage.
+
+    A RawQuerySet built a model instance per row first, and that took most of
+    a history page's time (measured, docs/benchmarks.md). Times go through the
+    same converters the ORM applies (SQLite keeps text, MySQL naive times).
+    `condition` (with any ORDER BY and LIMIT) holds only placeholders, quoted names and fixed words.
+    """
+    table = table or connection.ops.quote_name(Message._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in READ_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE {condition}", params)  # noqa: S608
+        rows = cursor.fetchall()
+    as_time = _time_converter()
+    return [
+        StoredMessage(str(pk), *fields, as_time(created_at), as_time(deleted_at), deleted_by)
+        for pk, *fields, created_at, deleted_at, deleted_by in rows
+    ]
+
+
+def _time_converter() -> Callable[[Any], datetime | None]:
+    """A database's value of a message time -> an aware datetime (None stays None), as the ORM reads it."""
+    column = Message._meta.get_field("created_at").get_col(Message._meta.db_table)
+    # The backend's, then the field's, as the ORM's compiler applies them.
+    converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+
+    def convert(value: Any) -> datetime | None:
+        for converter in converters:
+            value = converter(value, column, connection)
+        return value
+
+    return convert
 
 
 def _row(message: NewMessage, created_at) -> Message:
@@ -121,12 +171,9 @@ class OrmMessageStore:
         # Written out as an OR of exact keys: one index lookup per key on SQLite and MySQL alike
         # (SQLite scans the table for a row-value IN; three IN lists probe the product of the lists;
         # Q objects cost more to build than to run; measured, bench/).
-        table = connection.ops.quote_name(Message._meta.db_table)
         match = " OR ".join("(chat_id = %s AND sender_id = %s AND client_id = %s)" for _ in keys)
-        sql = f"SELECT * FROM {table} WHERE {match}"  # noqa: S608 - placeholders only
-        params = [value for key in keys for value in key]
-        found = self._query(lambda: list(Message.objects.raw(sql, params)))
-        return {(row.chat_id, row.sender_id, row.client_id): _stored(row) for row in found}
+        found = self._query(lambda: _select(match, [value for key in keys for value in key]))
+        return {(message.chat_id, message.sender_id, message.client_id): message for message in found}
 
     def get(self, message_id):
         try:
@@ -158,9 +205,8 @@ class OrmMessageStore:
         before the page (150 ms at 200k messages); naming the index makes it a
         range read of just the page (0.5 ms). Measured, docs/benchmarks.md.
         """
-        # Only placeholders, the quoted table name and fixed words go into the text.
-        sql = f"SELECT * FROM {_along_paging_index()} WHERE {condition} ORDER BY id {direction} LIMIT %s"  # noqa: S608
-        return self._query(lambda: [_stored(row) for row in Message.objects.raw(sql, [*params, limit])])
+        in_order = f"{condition} ORDER BY id {direction} LIMIT %s"
+        return self._query(lambda: _select(in_order, [*params, limit], table=_along_paging_index()))
 
     def count_after(self, chat_id, *, after, exclude_sender_id=None):
         rows = Message.objects.filter(chat_id=chat_id)

@@ -83,6 +83,9 @@ def test_a_stored_message_comes_back_as_it_was_written(store):
     assert isinstance(fetched.id, str)
     assert fetched.created_at.tzinfo is not None
     assert not fetched.is_deleted
+    # Every way of reading it gives the same message.
+    assert store.page_before(1, before=None, limit=1) == [message]
+    assert store.find_by_client_ids([(1, 10, "c-1")]) == {(1, 10, "c-1"): message}
 
 
 def test_sending_the_same_client_id_twice_stores_one_message(store):
@@ -189,6 +192,8 @@ def test_soft_delete_keeps_the_message_in_place_marked_removed(store):
     assert removed.is_deleted and removed.deleted_by == 99
     assert store.get(target.id).is_deleted
     assert [m.id for m in store.page_before(1, before=None, limit=10)] == [after.id, target.id, before.id]
+    assert store.page_before(1, before=after.id, limit=1) == [removed]
+    assert removed.deleted_at.tzinfo is not None
     assert store.soft_delete(target.id, deleted_by=100).deleted_by == 99
 
 
