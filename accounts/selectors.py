@@ -38,12 +38,13 @@ def active_user_by_email(email: str) -> User | None:
 def user_for_access_token(raw: str) -> tuple[User | None, float | None]:
     """(the active user an access JWT names, when it expires), or (None, None) if it is
     empty, forged, expired or theirs no longer."""
-    from rest_framework_simplejwt.authentication import JWTAuthentication
     from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+
+    from accounts.authentication import AccessTokenAuthentication
 
     if not raw:
         return None, None
-    authentication = JWTAuthentication()
+    authentication = AccessTokenAuthentication()
     try:
         token = authentication.get_validated_token(raw.encode())
         return authentication.get_user(token), float(token["exp"])

@@ -105,6 +105,20 @@ def test_a_deactivated_users_unexpired_access_token_is_refused(user):
     assert api.get("/api/me").status_code == 401
 
 
+def test_the_unexpired_access_token_of_a_deleted_account_is_refused(user):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = str(AccessToken.for_user(user))
+    user.delete()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    response = api.get("/api/me")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "user_not_found"
+
+
 def test_a_token_signed_with_another_algorithm_is_refused(user):
     import jwt
     from rest_framework_simplejwt.tokens import AccessToken

@@ -26,6 +26,18 @@ def test_a_wrong_method_on_the_api_gets_405_in_the_error_shape(client):
 
 
 @pytest.mark.django_db
+def test_the_openapi_schema_says_the_api_takes_bearer_access_tokens(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    assert schema["components"]["securitySchemes"]["jwtAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert {"jwtAuth": []} in schema["paths"]["/api/chats"]["get"]["security"]
+
+
+@pytest.mark.django_db
 def test_the_openapi_schema_describes_every_api_path(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
 
