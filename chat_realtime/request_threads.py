@@ -20,6 +20,11 @@ The middleware chain runs on that thread too, as one synchronous call, as under
 WSGI. Built for async, Django's chain hopped between the loop and the thread at
 every middleware that is sync-only (WhiteNoise) and around each `process_*`
 method of the others: several thread hops a request instead of one.
+
+Around the chain, Django's ASGI handler took three more hops: one to send
+`request_started`, one for the request, one to close the response (which sends
+`request_finished`). A hop cost 0.23 ms of CPU here (measured,
+docs/benchmarks.md); `handle` makes the three one, in Django's order.
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
-from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpRequest, HttpResponseBase
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse, HttpResponseBase
+from django.urls import set_script_prefix
 
 # Threads kept waiting for the next request; more are made while more requests run at once.
 IDLE_THREADS_KEPT = 8
@@ -61,8 +69,40 @@ class PooledThreadsASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
-    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+    async def handle(self, scope, receive, send) -> None:
+        """Django's `ASGIHandler.handle`, with one thread hop for the request's sync work instead of three.
+
+        As under Django's handler with sync views, a client that leaves mid-request does not stop the
+        view; the server drops its response. A streaming response is closed once its content is sent.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            response = await sync_to_async(self.respond, thread_sensitive=True)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    await sync_to_async(response.close, thread_sensitive=True)()
+        finally:
+            body_file.close()
+
+    def respond(self, scope, body_file) -> HttpResponseBase:
+        """On the request's thread: `request_started`, the request, and (if its content is in memory)
+        the response's close, which sends `request_finished`, as Django's handler does them."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size  # as Django's handler: the server chunks it
+        if not response.streaming:
+            response.close()
+        return response
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":

@@ -7,12 +7,13 @@ import json
 import threading
 
 import pytest
-from channels.testing import HttpCommunicator
+from channels.testing import ApplicationCommunicator, HttpCommunicator
+from django.core.signals import request_finished, request_started
 from django.db import connection
-from django.http import JsonResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.urls import path
 
-from chat_realtime.asgi import application
+from chat_realtime.asgi import application, django_asgi_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,7 +34,28 @@ def wait_for_the_other(request):
     return JsonResponse({"thread": threading.get_ident()})
 
 
-urlpatterns = [path("where/", where_am_i), path("together/", wait_for_the_other)]
+def streamed(request):
+    def parts():
+        yield b"one,"
+        yield b"two"
+        seen.append(("content sent", threading.get_ident()))
+
+    return StreamingHttpResponse(parts())
+
+
+def recorded(request):
+    seen.append(("view", threading.get_ident()))
+    return JsonResponse({})
+
+
+seen: list[tuple[str, int]] = []
+
+urlpatterns = [
+    path("where/", where_am_i),
+    path("together/", wait_for_the_other),
+    path("streamed/", streamed),
+    path("recorded/", recorded),
+]
 
 
 HOST = [(b"host", b"testserver")]
@@ -76,3 +98,73 @@ async def test_the_middleware_still_guards_every_request(db):
     assert b"Content-Security-Policy" in dict(page["headers"])  # security headers
     assert b"csrftoken" in b"".join(value for name, value in page["headers"] if name == b"Set-Cookie")
     assert refused["status"] == 403  # no CSRF token
+
+
+@pytest.fixture
+def signals_seen():
+    """Which request signals ran, on which thread, in `seen` with what the views record."""
+    seen.clear()
+
+    def started(**kwargs):
+        seen.append(("request_started", threading.get_ident()))
+
+    def finished(**kwargs):
+        seen.append(("request_finished", threading.get_ident()))
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    yield seen
+    request_started.disconnect(started)
+    request_finished.disconnect(finished)
+
+
+@pytest.fixture
+def trips_to_threads(monkeypatch):
+    """How many calls each request's thread was handed."""
+    handed = []
+    borrow = django_asgi_app.threads.borrow
+
+    def counting_borrow():
+        executor = borrow()
+        submit = executor.submit
+
+        def counted(*args, **kwargs):
+            handed.append(1)
+            return submit(*args, **kwargs)
+
+        monkeypatch.setattr(executor, "submit", counted)
+        return executor
+
+    monkeypatch.setattr(django_asgi_app.threads, "borrow", counting_borrow)
+    return handed
+
+
+async def test_a_request_goes_to_its_thread_once_for_its_signals_and_its_view(
+    test_views, signals_seen, trips_to_threads
+):
+    await get("/recorded/")
+
+    assert [event for event, _ in signals_seen] == ["request_started", "view", "request_finished"]
+    assert len({thread for _, thread in signals_seen}) == 1
+    assert len(trips_to_threads) == 1
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+async def test_a_streaming_response_is_closed_after_its_content_is_sent(test_views, signals_seen):
+    # HttpCommunicator cannot read a streamed response's closing message, which carries no body.
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "path": "/streamed/",
+        "query_string": b"",
+        "headers": HOST,
+    }
+    server = ApplicationCommunicator(application, scope)
+    await server.send_input({"type": "http.request", "body": b""})
+    messages = [await server.receive_output(timeout=10) for _ in range(4)]  # start, two parts, end
+    await server.wait(timeout=10)
+
+    assert b"".join(message.get("body", b"") for message in messages) == b"one,two"
+    assert messages[-1] == {"type": "http.response.body"}
+    assert [event for event, _ in signals_seen] == ["request_started", "content sent", "request_finished"]
