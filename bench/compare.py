@@ -1,8 +1,9 @@
-"""Compare two versions of the app side by side: both serve the chat scenario at the same time.
+"""Compare two versions of the app side by side: both serve the chat scenario (or history pages) at the same time.
 
     python -m bench.compare --base HEAD~1                 # this checkout against an earlier commit
     python -m bench.compare --base main --pairs 20 --rounds 5
     python -m bench.compare --base HEAD --base-python /path/to/other-venv/bin/python   # the same code, other packages
+    python -m bench.compare --base HEAD~1 --scenario history --requests 3000
 
 The machines here change speed by up to ±50 % within minutes, so two runs one
 after the other cannot tell a 10 % change from noise. Here the two workers
@@ -11,7 +12,9 @@ and Redis database) are loaded at once by two load generators, so whatever
 the machine does hits both; each round prints both rates, their worker CPU
 per delivered message, and the ratio this/base. Read the ratios of several
 rounds. Both workers share the machine's cores, so absolute rates are lower
-than in `bench.run`; the ratio is the result.
+than in `bench.run`; the ratio is the result. `--scenario history` asks both
+workers for the newest page of a chat in turn, one request at a time, and
+prints both latencies.
 
 Runs on the services the environment names (the embedded defaults when none),
 rate limits off, like `bench.run`. On the embedded defaults each worker has its
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import shutil
 import statistics
 import subprocess
@@ -32,12 +36,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench import servers
 from bench.scenarios import loadgen
 
 # The two workers' Redis databases, apart from each other and from the test suite's.
 REDIS_DATABASES = {"this": "6", "base": "7"}
+HISTORY_WARM_UP = 100
 
 
 @contextlib.contextmanager
@@ -67,16 +73,87 @@ def cpu_use(name: str, pid: int, seconds: float, results: dict) -> None:
     results[name] = servers.cpu_rate(pid, seconds / 2)
 
 
+def compare_chat(workers: dict[str, servers.Server], args: argparse.Namespace, var: Path) -> None:
+    """Rounds of the chat scenario on both workers at once: each one's rate, CPU per message, and the ratio."""
+    pairs = {}
+    for name, app in workers.items():
+        pairs[name] = var / name / "pairs.json"
+        loadgen("pairs", "--base", app.url, "--pairs", str(args.pairs), "--out", str(pairs[name]))
+    ratios = []
+    for round_number in range(1, args.rounds + 1):
+        results: dict = {}
+        cpu: dict = {}
+        threads = [
+            thread
+            for name, app in workers.items()
+            for thread in (
+                threading.Thread(
+                    target=chat_round, args=(name, app.url, pairs[name], args.pairs, args.seconds, results)
+                ),
+                threading.Thread(target=cpu_use, args=(name, app.pid, args.seconds, cpu)),
+            )
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ratio = results["this"]["messages_per_s"] / results["base"]["messages_per_s"]
+        ratios.append(ratio)
+        described = "  ".join(
+            f"{name} {results[name]['messages_per_s']:7.1f} msg/s, p99 {results[name]['p99_ms']:5.1f} ms, "
+            f"{cpu[name] / results[name]['messages_per_s'] * 1e6:4.0f} µs CPU/msg"
+            for name in ("this", "base")
+        )
+        print(f"round {round_number}: {described}  this/base {ratio:.3f}", flush=True)
+    print(f"this/base: median {statistics.median(ratios):.3f}, from {min(ratios):.3f} to {max(ratios):.3f}")
+
+
+def compare_history(workers: dict[str, servers.Server], requests: int) -> None:
+    """The newest history page of a 40-message chat from both workers in turn (which one goes first
+    alternates), one request at a time on a kept connection each: both latencies, side by side."""
+    pages = {}
+    for name, app in workers.items():
+        chat = loadgen("history-setup", "--base", app.url, "--messages", "40")
+        address = urlsplit(app.url)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        headers = {"Authorization": f"Bearer {chat['token']}"}
+        pages[name] = (connection, f"/api/chats/{chat['chat_id']}/messages", headers)
+    timings: dict[str, list[float]] = {name: [] for name in workers}
+    for n in range(HISTORY_WARM_UP + requests):
+        for name in ("this", "base") if n % 2 else ("base", "this"):
+            connection, path, headers = pages[name]
+            started = time.perf_counter()
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            elapsed = time.perf_counter() - started
+            if response.status != 200:
+                raise RuntimeError(f"{name}: GET {path}: {response.status} {body[:200]!r}")
+            if n >= HISTORY_WARM_UP:
+                timings[name].append(elapsed)
+    for name in ("this", "base"):
+        ordered = sorted(timings[name])
+        at = {p: ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] * 1000 for p in (50, 90, 99)}
+        print(f"{name}: p50 {at[50]:.2f} ms, p90 {at[90]:.2f} ms, p99 {at[99]:.2f} ms ({requests} pages)")
+    p50 = {name: statistics.median(values) for name, values in timings.items()}
+    print(f"this/base p50: {p50['this'] / p50['base']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the git commit (or branch, tag) to compare against")
     parser.add_argument("--base-python", default=sys.executable, help="the interpreter for the base worker")
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scenario", choices=("chat", "history"), default="chat")
+    parser.add_argument("--pairs", type=int, default=20, help="chat: closed-loop pairs per worker")
+    parser.add_argument("--seconds", type=float, default=15, help="chat: length of a round")
+    parser.add_argument("--rounds", type=int, default=3, help="chat: rounds")
+    parser.add_argument("--requests", type=int, default=3000, help="history: pages from each worker")
     args = parser.parse_args()
     servers.raise_open_files_limit()
-    print(f"this checkout against {args.base}: {args.pairs} pairs, {args.rounds} rounds of {args.seconds:.0f} s")
+    if args.scenario == "chat":
+        print(f"this checkout against {args.base}: {args.pairs} pairs, {args.rounds} rounds of {args.seconds:.0f} s")
+    else:
+        print(f"this checkout against {args.base}: {args.requests} history pages from each, in turn")
 
     with checkout(args.base) as base_root, tempfile.TemporaryDirectory() as var, contextlib.ExitStack() as stack:
         workers = {}
@@ -88,36 +165,11 @@ def main() -> None:
             var_dir.mkdir()
             env = {**servers.app_environment(var_dir), "REDIS_DB": REDIS_DATABASES[name]}
             servers.migrate(env, root=root, python=python)
-            app = stack.enter_context(servers.app_worker(env, root=root, python=python))
-            pairs = var_dir / "pairs.json"
-            loadgen("pairs", "--base", app.url, "--pairs", str(args.pairs), "--out", str(pairs))
-            workers[name] = (app, pairs)
-
-        ratios = []
-        for round_number in range(1, args.rounds + 1):
-            results: dict = {}
-            cpu: dict = {}
-            threads = [
-                thread
-                for name, (app, pairs) in workers.items()
-                for thread in (
-                    threading.Thread(target=chat_round, args=(name, app.url, pairs, args.pairs, args.seconds, results)),
-                    threading.Thread(target=cpu_use, args=(name, app.pid, args.seconds, cpu)),
-                )
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            ratio = results["this"]["messages_per_s"] / results["base"]["messages_per_s"]
-            ratios.append(ratio)
-            described = "  ".join(
-                f"{name} {results[name]['messages_per_s']:7.1f} msg/s, p99 {results[name]['p99_ms']:5.1f} ms, "
-                f"{cpu[name] / results[name]['messages_per_s'] * 1e6:4.0f} µs CPU/msg"
-                for name in ("this", "base")
-            )
-            print(f"round {round_number}: {described}  this/base {ratio:.3f}", flush=True)
-        print(f"this/base: median {statistics.median(ratios):.3f}, from {min(ratios):.3f} to {max(ratios):.3f}")
+            workers[name] = stack.enter_context(servers.app_worker(env, root=root, python=python))
+        if args.scenario == "chat":
+            compare_chat(workers, args, Path(var))
+        else:
+            compare_history(workers, args.requests)
 
 
 if __name__ == "__main__":
