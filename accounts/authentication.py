@@ -22,9 +22,11 @@ class AccessTokenAuthentication(JWTAuthentication):
     """
 
     def get_user(self, validated_token: Token) -> User:
+        if api_settings.USER_ID_FIELD != "id":
+            return super().get_user(validated_token)  # the written-out query reads by id only
         try:
-            user_id = validated_token[api_settings.USER_ID_CLAIM]
-        except KeyError as error:
+            user_id = int(validated_token[api_settings.USER_ID_CLAIM])
+        except (KeyError, TypeError, ValueError) as error:
             raise InvalidToken(_("Token contained no recognizable user identification")) from error
         user = User.objects.by_id(user_id)
         if user is None:

@@ -131,11 +131,14 @@ def compare_history(workers: dict[str, servers.Server], requests: int) -> None:
                 raise RuntimeError(f"{name}: GET {path}: {response.status} {body[:200]!r}")
             if n >= HISTORY_WARM_UP:
                 timings[name].append(elapsed)
+    for connection, _, _ in pages.values():
+        connection.close()
+    p50 = {}
     for name in ("this", "base"):
         ordered = sorted(timings[name])
         at = {p: ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] * 1000 for p in (50, 90, 99)}
+        p50[name] = at[50]
         print(f"{name}: p50 {at[50]:.2f} ms, p90 {at[90]:.2f} ms, p99 {at[99]:.2f} ms ({requests} pages)")
-    p50 = {name: statistics.median(values) for name, values in timings.items()}
     print(f"this/base p50: {p50['this'] / p50['base']:.3f}")
 
 

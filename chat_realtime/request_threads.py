@@ -24,7 +24,10 @@ method of the others: several thread hops a request instead of one.
 Around the chain, Django's ASGI handler took three more hops: one to send
 `request_started`, one for the request, one to close the response (which sends
 `request_finished`). A hop cost 0.23 ms of CPU here (measured,
-docs/benchmarks.md); `handle` makes the three one, in Django's order.
+docs/benchmarks.md); `handle` makes the three one. The price: a response whose
+content is in memory is closed, and `request_finished` sent, just before it
+goes out rather than just after (a database connection past CONN_MAX_AGE is
+then closed on the way, not after).
 """
 
 from __future__ import annotations
@@ -73,7 +76,9 @@ class PooledThreadsASGIHandler(ASGIHandler):
         """Django's `ASGIHandler.handle`, with one thread hop for the request's sync work instead of three.
 
         As under Django's handler with sync views, a client that leaves mid-request does not stop the
-        view; the server drops its response. A streaming response is closed once its content is sent.
+        view; the server drops its response. A streaming response is closed once its content is sent;
+        unlike under Django's handler, a client that leaves does not stop one midway (the app streams
+        only files, which end).
         """
         try:
             body_file = await self.read_body(receive)
@@ -92,7 +97,7 @@ class PooledThreadsASGIHandler(ASGIHandler):
 
     def respond(self, scope, body_file) -> HttpResponseBase:
         """On the request's thread: `request_started`, the request, and (if its content is in memory)
-        the response's close, which sends `request_finished`, as Django's handler does them."""
+        the response's close, which sends `request_finished`."""
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, response = self.create_request(scope, body_file)
         if request is not None:

@@ -119,6 +119,34 @@ def test_the_unexpired_access_token_of_a_deleted_account_is_refused(user):
     assert response.json()["error"]["code"] == "user_not_found"
 
 
+def test_a_validly_signed_token_naming_no_user_id_is_refused(user):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(user)
+    token["user_id"] = f"{user.pk}abc"  # signed by us, but names nobody by id
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    response = api.get("/api/me")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_not_valid"
+
+
+def test_tokens_naming_people_by_another_field_still_authenticate(user, monkeypatch):
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    # simplejwt reads its settings once; every module shares this one object.
+    monkeypatch.setattr(api_settings, "USER_ID_FIELD", "username")
+    token = AccessToken.for_user(user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert token["user_id"] == user.username
+    assert api.get("/api/me").json()["username"] == user.username
+
+
 def test_a_token_signed_with_another_algorithm_is_refused(user):
     import jwt
     from rest_framework_simplejwt.tokens import AccessToken

@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from channels.testing import ApplicationCommunicator, HttpCommunicator
+from channels.testing import HttpCommunicator
 from django.core.signals import request_finished, request_started
 from django.db import connection
 from django.http import JsonResponse, StreamingHttpResponse
@@ -38,7 +38,7 @@ def streamed(request):
     def parts():
         yield b"one,"
         yield b"two"
-        seen.append(("content sent", threading.get_ident()))
+        seen.append(("content read", threading.get_ident()))
 
     return StreamingHttpResponse(parts())
 
@@ -149,22 +149,50 @@ async def test_a_request_goes_to_its_thread_once_for_its_signals_and_its_view(
     assert len(trips_to_threads) == 1
 
 
-@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
-async def test_a_streaming_response_is_closed_after_its_content_is_sent(test_views, signals_seen):
-    # HttpCommunicator cannot read a streamed response's closing message, which carries no body.
+async def served(path: str, query_string: bytes = b"") -> list[dict]:
+    """What the application sends for one GET, each message also noted in `seen` as it is sent."""
     scope = {
         "type": "http",
         "http_version": "1.1",
         "method": "GET",
-        "path": "/streamed/",
-        "query_string": b"",
+        "path": path,
+        "query_string": query_string,
         "headers": HOST,
     }
-    server = ApplicationCommunicator(application, scope)
-    await server.send_input({"type": "http.request", "body": b""})
-    messages = [await server.receive_output(timeout=10) for _ in range(4)]  # start, two parts, end
-    await server.wait(timeout=10)
+    request_body = [{"type": "http.request", "body": b""}]
+    sent = []
 
-    assert b"".join(message.get("body", b"") for message in messages) == b"one,two"
-    assert messages[-1] == {"type": "http.response.body"}
-    assert [event for event, _ in signals_seen] == ["request_started", "content sent", "request_finished"]
+    async def receive() -> dict:
+        if request_body:
+            return request_body.pop()
+        await asyncio.Event().wait()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        seen.append(("sent", threading.get_ident()))
+
+    await asyncio.wait_for(application(scope, receive, send), timeout=10)
+    return sent
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+async def test_a_streaming_response_is_closed_on_its_thread_after_its_content_is_sent(test_views, signals_seen):
+    sent = await served("/streamed/")
+
+    assert b"".join(message.get("body", b"") for message in sent) == b"one,two"
+    events = [event for event, _ in signals_seen]
+    assert events[0] == "request_started"
+    assert events[-2:] == ["sent", "request_finished"]  # closed after the last message went out
+    threads = dict(signals_seen)
+    assert threads["request_started"] == threads["request_finished"]
+
+
+async def test_a_request_django_cannot_read_gets_400_and_both_signals_once(test_views, signals_seen):
+    sent = await served("/recorded/", query_string=b"\xff")
+
+    assert sent[0]["status"] == 400
+    assert [event for event, _ in signals_seen if event.startswith("request")] == [
+        "request_started",
+        "request_finished",
+    ]

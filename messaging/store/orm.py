@@ -50,18 +50,19 @@ READ_COLUMNS = (
 )
 
 
-def _select(condition: str, params: list, *, table: str | None = None) -> list[StoredMessage]:
-    """The messages of `SELECT READ_COLUMNS FROM table WHERE condition`, each row straight to a StoredMessage.
+def _select(where: str, params: list, *, source: str | None = None) -> list[StoredMessage]:
+    """The messages of `SELECT READ_COLUMNS FROM source WHERE where`, each row straight to a StoredMessage.
 
     A RawQuerySet built a model instance per row first, and that took most of
     a history page's time (measured, docs/benchmarks.md). Times go through the
     same converters the ORM applies (SQLite keeps text, MySQL naive times).
-    `condition` (with any ORDER BY and LIMIT) holds only placeholders, quoted names and fixed words.
+    `where` (with any ORDER BY and LIMIT) and `source` (the table, with any index hint) hold only
+    placeholders, quoted names and fixed words.
     """
-    table = table or connection.ops.quote_name(Message._meta.db_table)
+    source = source or connection.ops.quote_name(Message._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(name) for name in READ_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {table} WHERE {condition}", params)  # noqa: S608
+        cursor.execute(f"SELECT {columns} FROM {source} WHERE {where}", params)  # noqa: S608
         rows = cursor.fetchall()
     as_time = _time_converter()
     return [
@@ -206,7 +207,7 @@ class OrmMessageStore:
         range read of just the page (0.5 ms). Measured, docs/benchmarks.md.
         """
         in_order = f"{condition} ORDER BY id {direction} LIMIT %s"
-        return self._query(lambda: _select(in_order, [*params, limit], table=_along_paging_index()))
+        return self._query(lambda: _select(in_order, [*params, limit], source=_along_paging_index()))
 
     def count_after(self, chat_id, *, after, exclude_sender_id=None):
         rows = Message.objects.filter(chat_id=chat_id)
