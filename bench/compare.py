@@ -39,6 +39,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import servers
+from bench.loadgen import timed_get
 from bench.scenarios import loadgen
 
 # The two workers' Redis databases, apart from each other and from the test suite's.
@@ -121,14 +122,7 @@ def compare_history(workers: dict[str, servers.Server], requests: int) -> None:
     timings: dict[str, list[float]] = {name: [] for name in workers}
     for n in range(HISTORY_WARM_UP + requests):
         for name in ("this", "base") if n % 2 else ("base", "this"):
-            connection, path, headers = pages[name]
-            started = time.perf_counter()
-            connection.request("GET", path, headers=headers)
-            response = connection.getresponse()
-            body = response.read()
-            elapsed = time.perf_counter() - started
-            if response.status != 200:
-                raise RuntimeError(f"{name}: GET {path}: {response.status} {body[:200]!r}")
+            elapsed = timed_get(*pages[name])
             if n >= HISTORY_WARM_UP:
                 timings[name].append(elapsed)
     for connection, _, _ in pages.values():

@@ -487,6 +487,18 @@ def history_setup(args: argparse.Namespace) -> dict:
     return {"token": a["access"], "chat_id": chat_id, "sender_ids": [a["user"]["id"], b["user"]["id"]]}
 
 
+def timed_get(connection: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> float:
+    """Seconds from sending a GET on a kept connection to having its whole response; anything but 200 fails."""
+    started = time.perf_counter()
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    body = response.read()
+    elapsed = time.perf_counter() - started
+    if response.status != 200:
+        raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+    return elapsed
+
+
 def history(args: argparse.Namespace) -> dict:
     """GET the newest page and a page deep in history (before=), one request at a time on a kept connection."""
     address = urlsplit(args.base[0])
@@ -494,18 +506,8 @@ def history(args: argparse.Namespace) -> dict:
     headers = {"Authorization": f"Bearer {args.token}"}
 
     def timed_pages(path: str) -> list[float]:
-        timings = []
-        for n in range(args.requests + args.warm_up):
-            started = time.perf_counter()
-            connection.request("GET", path, headers=headers)
-            response = connection.getresponse()
-            body = response.read()
-            elapsed = time.perf_counter() - started
-            if response.status != 200:
-                raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
-            if n >= args.warm_up:
-                timings.append(elapsed)
-        return sorted(timings)
+        timings = [timed_get(connection, path, headers) for _ in range(args.requests + args.warm_up)]
+        return sorted(timings[args.warm_up :])
 
     path = f"/api/chats/{args.chat_id}/messages"
     newest = timed_pages(path)
