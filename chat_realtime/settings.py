@@ -134,11 +134,13 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
         "CONN_MAX_AGE": env_int(env, "DB_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
         # Writers queue (IMMEDIATE, busy timeout) instead of failing when the
-        # worker threads overlap; WAL lets readers run beside a writer.
+        # worker threads overlap; WAL lets readers run beside a writer. In memory,
+        # temp_store: a multi-row statement in a transaction (a batch of sends)
+        # otherwise opens and unlinks a statement journal file (docs/benchmarks.md).
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
         },
         # Tests use a file too, so they see the same locking as the running app.
         "TEST": {"NAME": str(Path(name).with_name("test-" + Path(name).name))},

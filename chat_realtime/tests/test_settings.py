@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db.utils import ConnectionHandler
 
 from chat_realtime import settings as project_settings
 from chat_realtime.settings import (
@@ -30,6 +31,21 @@ def test_without_db_host_the_database_is_sqlite_in_the_local_folder(tmp_path):
 
     assert config["ENGINE"] == "django.db.backends.sqlite3"
     assert config["NAME"] == str(tmp_path / "db.sqlite3")
+
+
+def test_sqlite_logs_ahead_and_keeps_temporary_data_in_memory(tmp_path, django_db_blocker):
+    # temp_store: a batch's multi-row statements otherwise open (and unlink) a statement journal file.
+    connection = ConnectionHandler({"default": database_config({}, tmp_path)})["default"]
+    try:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            pragmas = {
+                name: cursor.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("journal_mode", "synchronous", "temp_store")
+            }
+    finally:
+        connection.close()
+
+    assert pragmas == {"journal_mode": "wal", "synchronous": 1, "temp_store": 2}
 
 
 def test_db_variables_switch_to_mysql_with_utf8mb4():
