@@ -218,10 +218,13 @@ async def chat(args: argparse.Namespace) -> dict:
             pairs = await asyncio.to_thread(make_pairs, bases, args.pairs)
             if args.pairs_file:
                 Path(args.pairs_file).write_text(json.dumps(pairs))
+        # With several workers: each pair's two sides on different workers (every message crosses
+        # Redis), or each pair whole on one worker (the pairs dealt out in turn).
+        b_offset = 1 if args.spread == "sides" else 0
         sides = [
             (
                 AppSide(bases[n % len(bases)], p["a"], p["chat_id"], tag),
-                AppSide(bases[(n + 1) % len(bases)], p["b"], p["chat_id"], tag),
+                AppSide(bases[(n + b_offset) % len(bases)], p["b"], p["chat_id"], tag),
             )
             for n, p in enumerate(pairs)
         ]
@@ -546,6 +549,12 @@ def main() -> None:
         help="use the pairs in this file; sign up --pairs new ones and save them there if it does not exist",
     )
     chat_parser.add_argument("--seconds", type=float, default=10)
+    chat_parser.add_argument(
+        "--spread",
+        choices=["sides", "pairs"],
+        default="sides",
+        help="with several --base: each pair's two sides on different workers, or each pair on one worker",
+    )
     pairs_parser = command("pairs")
     pairs_parser.add_argument("--pairs", type=int, default=20)
     pairs_parser.add_argument("--out", required=True)
