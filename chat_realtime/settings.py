@@ -134,9 +134,10 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
         "CONN_MAX_AGE": env_int(env, "DB_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
         # Writers queue (IMMEDIATE, busy timeout) instead of failing when the
-        # worker threads overlap; WAL lets readers run beside a writer. In memory,
-        # temp_store: a multi-row statement in a transaction (a batch of sends)
-        # otherwise opens and unlinks a statement journal file (docs/benchmarks.md).
+        # worker threads overlap; WAL lets readers run beside a writer. Temporary
+        # data in memory: otherwise each multi-row statement of a transaction (a
+        # batch of sends) opens, writes and unlinks a statement journal file
+        # (docs/benchmarks.md, sixth profile).
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
