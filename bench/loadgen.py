@@ -6,14 +6,15 @@
     python -m bench.loadgen chat --target app --base URL1 --base URL2 --pairs-file pairs.json --seconds 10
     python -m bench.loadgen fan-out --base URL --friends 200 --repetitions 10
     python -m bench.loadgen idle --base URL --users 50          # then one connection count per stdin line
-    python -m bench.loadgen history-setup --base URL --messages 5
+    python -m bench.loadgen history-setup --base URL --messages 61
     python -m bench.loadgen history --base URL --token T --chat-id 3 --before 17 --requests 200
 
 chat: in each pair, A sends and waits until B has it, then B sends and waits
 until A has it, and so on. With several --base, side A of pair n connects to
-base n and side B to the next one, so every message crosses workers. Against
-the app it then counts, through the API, that every message was stored exactly
-once.
+base n, and side B to the next base (`--spread sides`, the default: every
+message crosses workers) or to the same one (`--spread pairs`: each pair on one
+worker, the pairs dealt out in turn). Against the app it then counts, through
+the API, that every message was stored exactly once.
 
 Each subcommand prints one JSON line with its result (idle prints one per step).
 People are registered through the API with the production password hasher, a
@@ -220,11 +221,11 @@ async def chat(args: argparse.Namespace) -> dict:
                 Path(args.pairs_file).write_text(json.dumps(pairs))
         # With several workers: each pair's two sides on different workers (every message crosses
         # Redis), or each pair whole on one worker (the pairs dealt out in turn).
-        b_offset = 1 if args.spread == "sides" else 0
+        b_worker_offset = 1 if args.spread == "sides" else 0
         sides = [
             (
                 AppSide(bases[n % len(bases)], p["a"], p["chat_id"], tag),
-                AppSide(bases[(n + b_offset) % len(bases)], p["b"], p["chat_id"], tag),
+                AppSide(bases[(n + b_worker_offset) % len(bases)], p["b"], p["chat_id"], tag),
             )
             for n, p in enumerate(pairs)
         ]

@@ -135,9 +135,9 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
         "CONN_HEALTH_CHECKS": True,
         # Writers queue (IMMEDIATE, busy timeout) instead of failing when the
         # worker threads overlap; WAL lets readers run beside a writer. Temporary
-        # data in memory: otherwise each multi-row statement of a transaction (a
-        # batch of sends) opens, writes and unlinks a statement journal file
-        # (docs/benchmarks.md, sixth profile).
+        # data in memory: otherwise a statement's undo journal that outgrows
+        # 64 KiB (a batch of sends' multi-row INSERT or UPDATE) goes to a file,
+        # opened, written and unlinked each time (docs/benchmarks.md, sixth profile).
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",

@@ -34,7 +34,7 @@ def test_without_db_host_the_database_is_sqlite_in_the_local_folder(tmp_path):
 
 
 def test_sqlite_logs_ahead_and_keeps_temporary_data_in_memory(tmp_path, django_db_blocker):
-    # temp_store: a batch's multi-row statements otherwise open (and unlink) a statement journal file.
+    # temp_store: a batch's large multi-row statements otherwise spill their undo journal to a file.
     connection = ConnectionHandler({"default": database_config({}, tmp_path)})["default"]
     try:
         with django_db_blocker.unblock(), connection.cursor() as cursor:
