@@ -21,7 +21,8 @@ layer's id, for the other workers; the copy Redis echoes back to this process
 is dropped. Publishes queued while one is being written go to
 Redis together in one pipeline, in the order they were sent.
 
-Everything else (channels, subscriptions, reconnection) is channels-redis's own.
+Everything else (channels, subscriptions, reconnection) is channels-redis's own;
+its receiving loop is kept too, but reads without a timeout per message.
 
 Both layers hand a group message for a consumer of this process straight to
 its `Mailbox` (attached with `attach`): no queue per channel, no copy, no
@@ -278,6 +279,22 @@ class TaggedShardConnection(RedisSingleShardConnection):
                 raise
         else:
             written.set_result(None)
+
+    async def _do_receiving(self) -> None:
+        # channels-redis's loop, but each read waits for the next message with no timeout: entering and
+        # leaving asyncio's timeout for every message cost about a tenth of the event loop's time under
+        # load (docs/benchmarks.md). Closing the connection cancels the read, as it cancelled the wait.
+        while True:
+            try:
+                if self._pubsub and self._pubsub.subscribed:
+                    self._receive_message(await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None))
+                else:
+                    await asyncio.sleep(0.1)
+            except (TimeoutError, asyncio.CancelledError, GeneratorExit):
+                raise
+            except BaseException:
+                logger.exception("Unexpected exception in receive task")
+                await asyncio.sleep(1)
 
     def _receive_message(self, message: dict | None) -> None:
         if message is None:

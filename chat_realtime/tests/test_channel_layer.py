@@ -103,6 +103,26 @@ async def test_a_worker_without_members_of_the_group_gets_nothing():
         await there.flush()
 
 
+@needs_redis
+async def test_a_worker_hears_groups_joined_while_it_waits_and_after_it_left_them_all():
+    here, there = worker_layer(), worker_layer()
+    try:
+        first = await member(there, "chat.6")  # its reader now waits for the next message, with no timeout
+        joined_while_waiting = await member(there, "chat.7")
+        await here.group_send("chat.7", {"type": "deliver", "n": 1})
+        heard_while_waiting = await received(there, joined_while_waiting)
+        await there.group_discard("chat.6", first)
+        await there.group_discard("chat.7", joined_while_waiting)
+        joined_again = await member(there, "chat.8")
+        await here.group_send("chat.8", {"type": "deliver", "n": 2})
+
+        assert heard_while_waiting == [{"type": "deliver", "n": 1}]
+        assert await received(there, joined_again) == [{"type": "deliver", "n": 2}]
+    finally:
+        await here.flush()
+        await there.flush()
+
+
 async def test_in_one_process_every_member_gets_each_group_message_once_in_order():
     layer = InProcessChannelLayer()
     first, second, outsider = await member(layer, "chat.1"), await member(layer, "chat.1"), await layer.new_channel()
