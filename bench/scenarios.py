@@ -327,7 +327,7 @@ HISTORY_FIRST_MESSAGES = 61
 
 
 def history(run: Run) -> list[Row]:
-    """History pages at growing depths of one chat: two pages sent, then the rest seeded straight into the store."""
+    """History pages at growing depths of one chat: over two pages sent, the rest seeded straight into the store."""
     plan = run.plan
     rows = []
     with servers.app_worker(run.env) as app:
