@@ -110,7 +110,7 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
     """MySQL/MariaDB through mysqlclient when DB_HOST is set, SQLite otherwise."""
     if env.get("DB_HOST"):
         return {
-            "ENGINE": "django.db.backends.mysql",
+            "ENGINE": "chat_realtime.mysql_backend",
             "HOST": env["DB_HOST"],
             "PORT": env.get("DB_PORT", "3306"),
             "NAME": env.get("DB_NAME", "chat_realtime"),

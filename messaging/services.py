@@ -237,12 +237,6 @@ def _store_and_record(
     except MessageStoreUnavailable as error:
         _refused(outcomes, error)
         return
-    # Only a resend needs its chat's activity time from before this batch (see _record).
-    active_until = (
-        dict(Chat.objects.filter(pk__in={key[0] for key in earlier}).values_list("pk", "last_activity_at"))
-        if earlier
-        else {}
-    )
 
     to_store: dict[int, NewMessage] = {}
     recorded: list[tuple[MessageDraft, StoredMessage, bool]] = []
@@ -267,6 +261,12 @@ def _store_and_record(
                 outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
                 recorded.append((drafts[index], message, created))
     if recorded:
+        # Only a resend needs its chat's activity time from before this batch (see _record): one found by the
+        # lookup, or one whose original was committed after the lookup (the insert met it).
+        resent_in = {message.chat_id for _, message, created in recorded if not created}
+        active_until = (
+            dict(Chat.objects.filter(pk__in=resent_in).values_list("pk", "last_activity_at")) if resent_in else {}
+        )
         unread_after = _record(recorded, active_until)
         for index, outcome in enumerate(outcomes):
             if isinstance(outcome, SentMessage) and outcome.message.id in unread_after:

@@ -53,7 +53,7 @@ def test_db_variables_switch_to_mysql_with_utf8mb4():
 
     config = database_config(env, Path("/unused"))
 
-    assert config["ENGINE"] == "django.db.backends.mysql"
+    assert config["ENGINE"] == "chat_realtime.mysql_backend"
     assert (config["HOST"], config["PORT"], config["NAME"], config["USER"], config["PASSWORD"]) == (
         "db.internal",
         "3307",
@@ -98,7 +98,7 @@ def test_email_host_switches_mail_to_smtp():
 
 def test_the_running_settings_follow_the_environment_of_this_run():
     if os.environ.get("DB_HOST"):
-        assert project_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
+        assert project_settings.DATABASES["default"]["ENGINE"] == "chat_realtime.mysql_backend"
     else:
         assert project_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
     if os.environ.get("REDIS_HOST"):
