@@ -1,12 +1,18 @@
-"""The MySQL/MariaDB backend opens transactions with START TRANSACTION and keeps their meaning:
-what an atomic block does is seen by others at its end or never, and outside one every statement
-commits on its own. Needs MySQL/MariaDB (DB_HOST)."""
+"""The MySQL/MariaDB backend saves round trips and keeps what they meant: transactions open with
+START TRANSACTION (what an atomic block does is seen by others at its end or never; outside one
+every statement commits on its own), and a connection that answered moments ago is used without
+a health-check ping (one idle for longer is still checked, and replaced if it died).
+Needs MySQL/MariaDB (DB_HOST)."""
 
 from __future__ import annotations
 
+import time
+
 import MySQLdb
 import pytest
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, connections, transaction
+
+from chat_realtime.mysql_backend.base import RECENTLY_ALIVE_SECONDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,3 +109,43 @@ def test_manual_transactions_still_commit_only_when_told(probe_table, other_sess
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {TABLE} VALUES (3)")
     assert seen_by(other_session, 3)
+
+
+def session_id() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CONNECTION_ID()")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def pings(monkeypatch):
+    """How many health-check pings the default connection made."""
+    made = []
+    backend = type(connections["default"])
+    usable = backend.is_usable
+    monkeypatch.setattr(backend, "is_usable", lambda wrapper: made.append(1) or usable(wrapper))
+    return made
+
+
+def test_a_connection_that_answered_moments_ago_is_used_without_a_ping(probe_table, pings):
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
+    close_old_connections()  # what Channels does around each database call, Django around each request
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {TABLE}")
+
+    assert pings == []
+
+
+def test_a_connection_idle_for_longer_is_pinged_and_replaced_if_it_died(probe_table, pings, other_session):
+    before = session_id()
+    connections["default"].alive_at = time.monotonic() - RECENTLY_ALIVE_SECONDS - 1
+    with other_session.cursor() as cursor:
+        cursor.execute(f"KILL {int(before)}")  # what a restart or failover does to a kept connection
+    close_old_connections()
+
+    after = session_id()
+
+    assert pings == [1]
+    assert after != before
