@@ -130,3 +130,26 @@ def friends_with_chat(user, make_user, befriend):
     bob = make_user(username="bob")
     chat = befriend(user, bob)
     return user, bob, chat
+
+
+@pytest.fixture
+def other_mysql_session():
+    """A second MySQL/MariaDB session on the test database, to see what others see (only what is
+    committed) and to meet the test's locks. Skips where the database is SQLite (DB_HOST unset)."""
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        pytest.skip("DB_HOST is not set: this test needs a second session on MySQL/MariaDB")
+    import MySQLdb
+
+    settings = connection.settings_dict
+    session = MySQLdb.connect(
+        host=settings["HOST"],
+        port=int(settings["PORT"]),
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        database=settings["NAME"],
+        autocommit=True,
+    )
+    yield session
+    session.close()

@@ -39,7 +39,7 @@ from chat_realtime.images import message_image_url
 from chat_realtime.rate_limits import check_rate_limit
 from chat_realtime.realtime import publish, publish_to_chat, to_chat, to_user
 from messaging import events, selectors
-from messaging.models import Chat, ChatParticipant
+from messaging.models import Chat, ChatParticipant, ReadState
 from messaging.store import MessageStoreUnavailable, StoredMessage, message_store
 from messaging.store.base import ClientKey, InvalidMessageId, NewMessage, UnreadWindow
 
@@ -227,7 +227,7 @@ def _store_and_record(
     paged past), and a chat deleted meanwhile takes no message.
     """
     store = message_store()
-    existing = Chat.objects.lock(key[0] for key in keys.values())
+    existing, read_states = Chat.objects.lock_with_read_states(key[0] for key in keys.values())
     for index, key in list(keys.items()):
         if key[0] not in existing:
             outcomes[index] = NotFoundError("No such chat.")
@@ -267,7 +267,7 @@ def _store_and_record(
         active_until = (
             dict(Chat.objects.filter(pk__in=resent_in).values_list("pk", "last_activity_at")) if resent_in else {}
         )
-        unread_after = _record(recorded, active_until)
+        unread_after = _record(recorded, active_until, read_states)
         for index, outcome in enumerate(outcomes):
             if isinstance(outcome, SentMessage) and outcome.message.id in unread_after:
                 outcomes[index] = replace(
@@ -331,13 +331,14 @@ def _is_newer(message_id: str, than: str) -> bool:
 
 
 def _record(
-    recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_until: dict[int, Any]
+    recorded: list[tuple[MessageDraft, StoredMessage, bool]], active_until: dict[int, Any], read_states: list[ReadState]
 ) -> dict[str, dict[int, int]]:
     """The SQL side of stored messages, in the caller's transaction: each chat's activity time, each
     participant's read position and unread count; then, after commit, `new_message` to each chat and
     `chat_update` to each participant. Answers, for each message announced, each participant's unread
     count right after it (message id -> user id -> count).
 
+    `read_states` are the memberships of (at least) these messages' chats, read under the chats' lock.
     `active_until` holds, for each chat with a resend in this batch, its activity time before it. A message
     is announced when it was just stored, or when an earlier try stored it but
     never got this far (the chat's activity time is older than it); once, in
@@ -365,13 +366,15 @@ def _record(
         arrived.setdefault(message.chat_id, []).append(message)
     created_ids = {message.id for _, message, created in recorded if created}
 
-    # What you send, you have read; what the others send is unread. Chats are locked already, so their
-    # participants are locked in chat order, and nobody's read state moves between this and the chat_updates.
+    # What you send, you have read; what the others send is unread. The chats and their participants are
+    # locked already, so nobody's read state moves between this and the chat_updates.
     readers: list[tuple[int, int, int]] = []  # chat, user, unread
     after: dict[str, dict[int, int]] = {message.id: {} for _, message in in_order}  # each reader's count
     changed: dict[int, tuple[str, int]] = {}
     recount: dict[int, tuple[int, int, str]] = {}
-    for pk, chat_id, user_id, last_read, before in ChatParticipant.objects.read_states_for_update(list(newest_in_chat)):
+    for pk, chat_id, user_id, last_read, before in read_states:
+        if chat_id not in newest_in_chat:
+            continue  # every draft to this chat was refused
         newest = newest_of_sender.get((chat_id, user_id))
         position = newest.id if newest is not None and _is_newer(newest.id, last_read) else last_read
         if position != last_read and position not in created_ids:
@@ -513,8 +516,7 @@ def recount_unread(chat_ids: list[int] | None = None) -> int:
         with transaction.atomic():
             # Locked as sending locks them, chats first: no send counts in while this counts.
             batch = chat_ids[start : start + RECOUNT_CHATS_PER_TRANSACTION]
-            Chat.objects.lock(batch)
-            memberships = ChatParticipant.objects.read_states_for_update(batch)
+            _, memberships = Chat.objects.lock_with_read_states(batch)
             windows = [
                 UnreadWindow(chat_id, _readable_position(position), user_id)
                 for _, chat_id, user_id, position, _ in memberships

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-import MySQLdb
 import pytest
 from django.db import close_old_connections, connection, connections, transaction
 
@@ -28,22 +27,6 @@ def probe_table():
     yield
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {TABLE}")
-
-
-@pytest.fixture
-def other_session():
-    """A second session on the same database: it sees only what is committed."""
-    settings = connection.settings_dict
-    session = MySQLdb.connect(
-        host=settings["HOST"],
-        port=int(settings["PORT"]),
-        user=settings["USER"],
-        password=settings["PASSWORD"],
-        database=settings["NAME"],
-        autocommit=True,
-    )
-    yield session
-    session.close()
 
 
 def seen_by(session, row_id: int) -> bool:
@@ -67,48 +50,48 @@ def test_an_atomic_block_costs_one_statement_besides_its_own_and_its_commit(prob
     assert statements_sent() - before == 4
 
 
-def test_an_atomic_block_is_seen_by_others_at_its_end_or_never(probe_table, other_session):
+def test_an_atomic_block_is_seen_by_others_at_its_end_or_never(probe_table, other_mysql_session):
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
-        assert not seen_by(other_session, 1)
-    assert seen_by(other_session, 1)
+        assert not seen_by(other_mysql_session, 1)
+    assert seen_by(other_mysql_session, 1)
 
     with pytest.raises(RuntimeError), transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {TABLE} VALUES (2)")
         raise RuntimeError("the block fails")
-    assert not seen_by(other_session, 2)
+    assert not seen_by(other_mysql_session, 2)
 
 
-def test_outside_atomic_blocks_each_statement_commits_on_its_own(probe_table, other_session):
+def test_outside_atomic_blocks_each_statement_commits_on_its_own(probe_table, other_mysql_session):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
 
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {TABLE} VALUES (2)")
 
-    assert seen_by(other_session, 2)
+    assert seen_by(other_mysql_session, 2)
 
 
-def test_manual_transactions_still_commit_only_when_told(probe_table, other_session):
+def test_manual_transactions_still_commit_only_when_told(probe_table, other_mysql_session):
     transaction.set_autocommit(False)
     try:
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
-        assert not seen_by(other_session, 1)
+        assert not seen_by(other_mysql_session, 1)
         transaction.commit()
-        assert seen_by(other_session, 1)
+        assert seen_by(other_mysql_session, 1)
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {TABLE} VALUES (2)")
         transaction.rollback()
     finally:
         transaction.set_autocommit(True)
 
-    assert not seen_by(other_session, 2)
+    assert not seen_by(other_mysql_session, 2)
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {TABLE} VALUES (3)")
-    assert seen_by(other_session, 3)
+    assert seen_by(other_mysql_session, 3)
 
 
 def session_id() -> int:
@@ -138,10 +121,10 @@ def test_a_connection_that_answered_moments_ago_is_used_without_a_ping(probe_tab
     assert pings == []
 
 
-def test_a_connection_idle_for_longer_is_pinged_and_replaced_if_it_died(probe_table, pings, other_session):
+def test_a_connection_idle_for_longer_is_pinged_and_replaced_if_it_died(probe_table, pings, other_mysql_session):
     before = session_id()
     connections["default"].alive_at = time.monotonic() - RECENTLY_ALIVE_SECONDS - 1
-    with other_session.cursor() as cursor:
+    with other_mysql_session.cursor() as cursor:
         cursor.execute(f"KILL {int(before)}")  # what a restart or failover does to a kept connection
     close_old_connections()
 

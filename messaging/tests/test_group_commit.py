@@ -433,3 +433,39 @@ def test_a_chats_activity_time_only_moves_forward_and_lock_answers_the_chats_tha
         Chat.objects.advance_activity([chat.pk], now + timedelta(minutes=1))
 
     assert Chat.objects.get(pk=chat.pk).last_activity_at == now + timedelta(minutes=5)
+
+
+def test_locking_chats_with_read_states_answers_the_chats_that_exist_and_their_memberships(friends_with_chat):
+    from django.db import transaction
+
+    from messaging.models import Chat
+
+    alice, bob, chat = friends_with_chat
+    empty = Chat.objects.create(name="nobody here")
+    services.send_messages([draft(alice, chat, "a1")])
+
+    with transaction.atomic():
+        existing, states = Chat.objects.lock_with_read_states([chat.pk, empty.pk, chat.pk + 1000])
+
+    assert existing == {chat.pk, empty.pk}
+    assert {(s.chat_id, s.user_id, s.unread_count) for s in states} == {(chat.pk, alice.pk, 0), (chat.pk, bob.pk, 1)}
+
+
+def test_a_batchs_lock_holds_the_memberships_of_its_chats_until_it_commits(friends_with_chat, other_mysql_session):
+    """What a batch read of each reader's count stays true until its commit (MySQL/MariaDB row locks;
+    SQLite's write transaction holds the whole database)."""
+    import MySQLdb
+    from django.db import transaction
+
+    from messaging.models import Chat
+
+    _, _, chat = friends_with_chat
+    table = connection.ops.quote_name(chat.participants.model._meta.db_table)
+    lock_one = f"SELECT id FROM {table} WHERE id = %s FOR UPDATE NOWAIT"
+
+    with transaction.atomic():
+        _, states = Chat.objects.lock_with_read_states([chat.pk])
+        with other_mysql_session.cursor() as cursor, pytest.raises(MySQLdb.OperationalError, match=r"[Ll]ock"):
+            cursor.execute(lock_one, [states[0].membership_id])
+    with other_mysql_session.cursor() as cursor:
+        cursor.execute(lock_one, [states[0].membership_id])
