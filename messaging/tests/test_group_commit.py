@@ -469,3 +469,40 @@ def test_a_batchs_lock_holds_the_memberships_of_its_chats_until_it_commits(frien
             cursor.execute(lock_one, [states[0].membership_id])
     with other_mysql_session.cursor() as cursor:
         cursor.execute(lock_one, [states[0].membership_id])
+
+
+def test_a_batch_waiting_for_a_chat_does_not_deadlock_the_batch_that_holds_it(make_user, befriend, other_mysql_session):
+    """One batch (here the other session) holds a chat and moves its activity time while another waits to
+    lock it: the waiting one must hold nothing the first needs. MariaDB once read a small chats table
+    along the activity time's index, locking its entries, and two workers' batches deadlocked."""
+    import threading
+
+    from django.db import transaction
+
+    from messaging.models import Chat
+
+    chats = [befriend(make_user(), make_user()) for _ in range(4)]
+    table = connection.ops.quote_name(Chat._meta.db_table)
+    answers = {}
+
+    def lock_in_another_thread():
+        try:
+            with transaction.atomic():
+                answers["existing"], _ = Chat.objects.lock_with_read_states([chat.pk for chat in chats[:2]])
+        except Exception as error:  # the deadlock, if any: reported below
+            answers["error"] = error
+        finally:
+            connection.close()
+
+    with other_mysql_session.cursor() as cursor:
+        cursor.execute("START TRANSACTION")
+        cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [chats[0].pk])
+        waiting = threading.Thread(target=lock_in_another_thread)
+        waiting.start()
+        time.sleep(0.5)  # until it waits for the first chat
+        cursor.execute(f"UPDATE {table} SET last_activity_at = NOW(6) WHERE id = %s", [chats[0].pk])
+        other_mysql_session.commit()
+    waiting.join(timeout=30)
+
+    assert "error" not in answers, answers.get("error")
+    assert answers["existing"] == {chats[0].pk, chats[1].pk}
