@@ -4,6 +4,7 @@
     python -m bench.compare --base main --pairs 20 --rounds 5
     python -m bench.compare --base HEAD --base-python /path/to/other-venv/bin/python   # the same code, other packages
     python -m bench.compare --base HEAD~1 --scenario history --requests 3000
+    python -m bench.compare --base HEAD~1 --alternate     # one worker loaded at a time
 
 The machines here change speed by up to ±50 % within minutes, so two runs one
 after the other cannot tell a 10 % change from noise. Here the two workers
@@ -12,7 +13,12 @@ and Redis database) are loaded at once by two load generators, so whatever
 the machine does hits both; each round prints both rates, their worker CPU
 per delivered message, and the ratio this/base. Read the ratios of several
 rounds. Both workers share the machine's cores, so absolute rates are lower
-than in `bench.run`; the ratio is the result. `--scenario history` asks both
+than in `bench.run`; the ratio is the result. Loaded together, the two
+workers keep the machine's cores busy, which hides a change to what a worker
+waits for (round trips to the database, say) wherever one worker alone leaves
+cores idle: `--alternate` loads one worker at a time within each round, which
+one first alternating, so each has the machine to itself as in `bench.run`
+(its ratios move more from round to round). `--scenario history` asks both
 workers for the newest page of a chat in turn, one request at a time, and
 prints both latencies.
 
@@ -84,20 +90,25 @@ def compare_chat(workers: dict[str, servers.Server], args: argparse.Namespace, v
     for round_number in range(1, args.rounds + 1):
         results: dict = {}
         cpu: dict = {}
-        threads = [
-            thread
-            for name, app in workers.items()
-            for thread in (
+        threads = {
+            name: [
                 threading.Thread(
                     target=chat_round, args=(name, app.url, pairs[name], args.pairs, args.seconds, results)
                 ),
                 threading.Thread(target=cpu_use, args=(name, app.pid, args.seconds, cpu)),
-            )
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+            ]
+            for name, app in workers.items()
+        }
+        if args.alternate:
+            # One worker loaded at a time, which one first alternating: each has the machine to itself.
+            turns = [threads["this"], threads["base"]] if round_number % 2 else [threads["base"], threads["this"]]
+        else:
+            turns = [threads["this"] + threads["base"]]
+        for turn in turns:
+            for thread in turn:
+                thread.start()
+            for thread in turn:
+                thread.join()
         ratio = results["this"]["messages_per_s"] / results["base"]["messages_per_s"]
         ratios.append(ratio)
         described = "  ".join(
@@ -144,11 +155,20 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20, help="chat: closed-loop pairs per worker")
     parser.add_argument("--seconds", type=float, default=15, help="chat: length of a round")
     parser.add_argument("--rounds", type=int, default=3, help="chat: rounds")
+    parser.add_argument(
+        "--alternate",
+        action="store_true",
+        help="chat: load one worker at a time instead of both at once (for changes to what a worker waits for)",
+    )
     parser.add_argument("--requests", type=int, default=3000, help="history: pages from each worker")
     args = parser.parse_args()
     servers.raise_open_files_limit()
     if args.scenario == "chat":
-        print(f"this checkout against {args.base}: {args.pairs} pairs, {args.rounds} rounds of {args.seconds:.0f} s")
+        how = "one worker at a time" if args.alternate else "both at once"
+        print(
+            f"this checkout against {args.base}: {args.pairs} pairs, "
+            f"{args.rounds} rounds of {args.seconds:.0f} s, {how}"
+        )
     else:
         print(f"this checkout against {args.base}: {args.requests} history pages from each, in turn")
 
