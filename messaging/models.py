@@ -56,9 +56,10 @@ class ChatQuerySet(models.QuerySet):
         memberships = connection.ops.quote_name(ChatParticipant._meta.db_table)
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         if connection.vendor == "mysql":
-            # InnoDB locks every row it reads. On small tables MariaDB read the chats along their activity
-            # time's index (it holds the ids too), locking other chats, and two batches deadlocked (measured
-            # in the two-worker test): named, the indexes read exactly these chats and their memberships.
+            # InnoDB locks every row it reads. On a small chats table MariaDB read them along their activity
+            # time's index (it holds the ids too) and two workers' batches deadlocked (the two-worker test).
+            # Named, the chats are read along their key in id order, as every writer takes them (on a small
+            # table perhaps all of them: that serializes, it cannot deadlock), the memberships along theirs.
             chats += " c FORCE INDEX (PRIMARY)"
             memberships += " m FORCE INDEX (one_membership_per_chat)"
         else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -97,7 +96,7 @@ def _along_paging_index() -> str:
     return f"{table} FORCE INDEX (message_chat_paging)" if connection.vendor == "mysql" else table
 
 
-def _statement_on_its_own() -> AbstractContextManager:
+def _statement_on_its_own() -> contextlib.AbstractContextManager:
     """Around a batch's INSERT, so that a duplicate key (a resend racing its original) leaves the caller's
     transaction usable for the one-at-a-time retry.
 
