@@ -37,6 +37,8 @@ class ChatQuerySet(models.QuerySet):
         connection = connections[self.db]
         table = connection.ops.quote_name(self.model._meta.db_table)
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        if connection.vendor == "mysql":
+            table += " FORCE INDEX (PRIMARY)"  # along the key, as every writer takes them (lock_with_read_states)
         sql = f"SELECT id FROM {table} WHERE id IN ({_placeholders(ids)}) ORDER BY id{lock}"  # noqa: S608
         with connection.cursor() as cursor:
             cursor.execute(sql, ids)
@@ -47,6 +49,7 @@ class ChatQuerySet(models.QuerySet):
         what took two); answers the ids that exist and the memberships' read states.
 
         The order every writer keeps: a chat, then its memberships (`lock` takes only the chats).
+        For SQLite and MySQL/MariaDB: PostgreSQL refuses FOR UPDATE on an outer join's nullable side.
         """
         ids = sorted(set(chat_ids))
         if not ids:

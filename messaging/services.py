@@ -256,6 +256,8 @@ def _store_and_record(
             stored = store.add_many(list(to_store.values()))
         except MessageStoreUnavailable as error:
             _refused(outcomes, error)
+            if transaction.get_rollback():
+                return  # the SQL store's failed write took this transaction with it: nothing more is recorded
         else:
             for index, (message, created) in zip(to_store, stored, strict=True):
                 outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])

@@ -11,7 +11,11 @@ most batches. Two changes, each keeping what it replaces means:
   autocommit, and COMMIT or ROLLBACK ends it. Django already opens transactions
   this way on SQLite (`_start_transaction_under_autocommit`); manual
   transaction management (`transaction.set_autocommit(False)`) still turns
-  autocommit off.
+  autocommit off. One difference: a statement that commits implicitly (DDL)
+  inside an atomic block ends the transaction, and what follows it in the
+  block then commits statement by statement, where with autocommit off it
+  would have opened a new transaction. The app runs no DDL in atomic blocks
+  on MySQL (its migrations are not atomic there).
 - The health check (CONN_HEALTH_CHECKS) skips its ping when the connection
   answered within the last RECENTLY_ALIVE_SECONDS, as connection pools such
   as HikariCP do. Django pings before the first query after every

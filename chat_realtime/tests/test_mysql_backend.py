@@ -133,3 +133,24 @@ def test_a_connection_idle_for_longer_is_pinged_and_replaced_if_it_died(probe_ta
 
     assert pings == [1]
     assert after != before
+
+
+def test_a_connection_dropped_moments_after_it_answered_fails_once_then_is_replaced(
+    probe_table, other_mysql_session, monkeypatch
+):
+    """The price of skipping the ping: one clear error, then the check after the error replaces it."""
+    from django.db import OperationalError
+
+    monkeypatch.setattr(mysql_backend, "RECENTLY_ALIVE_SECONDS", 60)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
+    before = session_id()
+    with other_mysql_session.cursor() as cursor:
+        cursor.execute(f"KILL {int(before)}")
+    close_old_connections()
+
+    with pytest.raises(OperationalError):
+        session_id()
+    close_old_connections()  # the next request's or database call's start
+
+    assert session_id() != before

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -96,16 +96,31 @@ def _along_paging_index() -> str:
     return f"{table} FORCE INDEX (message_chat_paging)" if connection.vendor == "mysql" else table
 
 
-def _statement_on_its_own() -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def _statement_on_its_own() -> Iterator[None]:
     """Around a batch's INSERT, so that a duplicate key (a resend racing its original) leaves the caller's
     transaction usable for the one-at-a-time retry.
 
-    SQLite and MySQL/MariaDB undo a failed statement alone and go on with the
-    transaction, so there it needs nothing; elsewhere (PostgreSQL aborts the
-    transaction) a savepoint. The savepoint cost two round trips of a batch's
-    eleven on MariaDB (docs/benchmarks.md).
+    SQLite and MySQL/MariaDB undo a statement that breaks a constraint alone and
+    go on with the transaction, so there it needs no savepoint, which cost two
+    round trips of a batch's eleven on MariaDB (docs/benchmarks.md); elsewhere
+    (PostgreSQL aborts the transaction) it takes one. Any other database error
+    may have ended the caller's transaction with it (a deadlock rolls it all
+    back, and what followed would then commit statement by statement): the
+    caller's atomic block is marked to roll back, and nothing more is written in it.
     """
-    return contextlib.nullcontext() if connection.vendor in ("sqlite", "mysql") else transaction.atomic()
+    if connection.vendor not in ("sqlite", "mysql"):
+        with transaction.atomic():
+            yield
+        return
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DatabaseError:
+        if connection.in_atomic_block:
+            transaction.set_rollback(True)
+        raise
 
 
 def _unavailable(error: DatabaseError) -> MessageStoreUnavailable:
