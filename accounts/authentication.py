@@ -26,7 +26,7 @@ class AccessTokenAuthentication(JWTAuthentication):
             return super().get_user(validated_token)  # the written-out query reads by id only
         try:
             user_id = int(validated_token[api_settings.USER_ID_CLAIM])
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:  # OverflowError: an infinite number
             raise InvalidToken(_("Token contained no recognizable user identification")) from error
         user = User.objects.by_id(user_id)
         if user is None:

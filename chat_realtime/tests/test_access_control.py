@@ -133,6 +133,20 @@ def test_a_validly_signed_token_naming_no_user_id_is_refused(user):
     assert response.json()["error"]["code"] == "token_not_valid"
 
 
+def test_a_validly_signed_token_naming_an_infinite_user_id_is_refused(user):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(user)
+    token["user_id"] = float("inf")  # JSON's 1e400 reads as infinity
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    response = api.get("/api/me")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_not_valid"
+
+
 @pytest.mark.parametrize("user_id", [2**64, 0, -5])
 def test_a_validly_signed_token_naming_an_id_no_account_can_have_is_refused(user, user_id):
     from rest_framework_simplejwt.tokens import AccessToken
