@@ -23,7 +23,7 @@ workers for the newest page of a chat in turn, one request at a time, and
 prints both latencies.
 
 Runs on the services the environment names (the embedded defaults when none),
-rate limits off, like `bench.run`. On the embedded defaults each worker has its
+rate limits off, like `bench.run` (`--message-rate-limit` as there). On the embedded defaults each worker has its
 own SQLite file; on MariaDB both use DB_NAME (each signs up its own people),
 which needs the two versions' migrations to agree.
 """
@@ -161,10 +161,18 @@ def main() -> None:
         help="chat: load one worker at a time instead of both at once (for changes to what a worker waits for)",
     )
     parser.add_argument("--requests", type=int, default=3000, help="history: pages from each worker")
+    parser.add_argument(
+        "--message-rate-limit",
+        default="off",
+        metavar="COUNT/SECONDS",
+        help="both workers check the message rate limit at this rate (one never reached, e.g. 1000000/10)",
+    )
     args = parser.parse_args()
     servers.raise_open_files_limit()
     if args.scenario == "chat":
         how = "one worker at a time" if args.alternate else "both at once"
+        if args.message_rate_limit != "off":
+            how += f", MESSAGE_RATE_LIMIT={args.message_rate_limit}"
         print(
             f"this checkout against {args.base}: {args.pairs} pairs, "
             f"{args.rounds} rounds of {args.seconds:.0f} s, {how}"
@@ -180,7 +188,10 @@ def main() -> None:
         ):
             var_dir = Path(var) / name
             var_dir.mkdir()
-            env = {**servers.app_environment(var_dir), "REDIS_DB": REDIS_DATABASES[name]}
+            env = {
+                **servers.app_environment(var_dir, message_rate_limit=args.message_rate_limit),
+                "REDIS_DB": REDIS_DATABASES[name],
+            }
             servers.migrate(env, root=root, python=python)
             workers[name] = stack.enter_context(servers.app_worker(env, root=root, python=python))
         if args.scenario == "chat":

@@ -72,9 +72,12 @@ def raise_open_files_limit() -> int:
     return wanted
 
 
-def app_environment(var_dir: Path) -> dict[str, str]:
+def app_environment(var_dir: Path, *, message_rate_limit: str = "off") -> dict[str, str]:
     """Production settings on the services the environment names, every rate limit off.
 
+    `message_rate_limit` (a MESSAGE_RATE_LIMIT such as "1000000/10") turns the
+    message limit on at a rate the load never reaches: the sends then pay for
+    the check as in production, without being refused.
     Made once per run: every worker of the run shares the secrets, so a token
     issued by one worker is valid on the next.
     """
@@ -89,6 +92,7 @@ def app_environment(var_dir: Path) -> dict[str, str]:
         "VAR_DIR": str(var_dir),
         "LOG_LEVEL": "WARNING",
         **RATE_LIMITS_OFF,
+        "MESSAGE_RATE_LIMIT": message_rate_limit,
     }
 
 

@@ -3,12 +3,17 @@
 Limits are named in `settings.RATE_LIMITS` as `(count, seconds)` or `None` (off).
 When Redis cannot answer, the limit lets the request through (and says so in
 the log): an outage of the counter must not lock everyone out.
+
+Attempts are counted by one Lua script per call, however many keys it counts
+for: a batch of websocket sends checks all its senders in one round trip (it
+took one per message, which halved the send rate: docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -18,27 +23,78 @@ from chat_realtime.errors import RateLimited
 
 logger = logging.getLogger(__name__)
 
+# KEYS: a window per key, each counted once however often it is named. ARGV[1]: the window's seconds;
+# ARGV[2]: the limit; ARGV[i + 2]: how many attempts to count for KEYS[i]. The first attempt opens the
+# window (no gap between creating it and counting in it); a window past the limit also answers its
+# seconds left, and gets its expiry back if it somehow lost it, so that it cannot refuse for ever.
+# Answers, per key: attempts in the window so far, seconds left (-1 within the limit).
+_COUNT_ATTEMPTS = """
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local counted = tonumber(ARGV[i + 2])
+  local attempts = redis.call('INCRBY', key, counted)
+  local left = -1
+  if attempts == counted then
+    redis.call('EXPIRE', key, ARGV[1])
+  elseif attempts > tonumber(ARGV[2]) then
+    left = redis.call('TTL', key)
+    if left < 0 then
+      redis.call('EXPIRE', key, ARGV[1])
+      left = tonumber(ARGV[1])
+    end
+  end
+  answers[#answers + 1] = attempts
+  answers[#answers + 1] = left
+end
+return answers
+"""
+
 
 def check_rate_limit(limit: str, *, key: str, message: str) -> None:
     """Count one attempt against `limit` for `key`; raise RateLimited past the limit."""
+    refused = count_attempts(limit, [key], message=message)[0]
+    if refused is not None:
+        raise refused
+
+
+def count_attempts(limit: str, keys: list[str], *, message: str) -> list[RateLimited | None]:
+    """Count one attempt against `limit` for each of `keys`, in one Redis round trip.
+
+    A key may come several times: each counts, in order. Answers, in the order
+    of `keys`, None for an attempt within the limit or the RateLimited error
+    that refuses it.
+    """
     rate = settings.RATE_LIMITS.get(limit)
-    if rate is None:
-        return
+    if rate is None or not keys:
+        return [None] * len(keys)
     count, seconds = rate
-    # Hashing keeps user-typed text (emails, logins) out of key names.
-    redis_key = shared_redis.key(f"rate:{limit}:{hashlib.sha256(key.encode()).hexdigest()[:32]}")
+    names = [window_key(limit, key) for key in keys]
+    attempts = Counter(names)
     try:
-        with shared_redis.connection().pipeline() as pipe:
-            # One round trip, no gap between creating the window and counting in it.
-            pipe.set(redis_key, 0, ex=seconds, nx=True)
-            pipe.incr(redis_key)
-            pipe.ttl(redis_key)
-            _, attempts, ttl = pipe.execute()
+        redis = shared_redis.connection()
+        answer = redis.register_script(_COUNT_ATTEMPTS)(keys=list(attempts), args=[seconds, count, *attempts.values()])
     except shared_redis.RedisError:
         logger.warning("rate limit %s not checked: Redis unavailable", limit, exc_info=True)
-        return
-    if attempts > count:
-        raise RateLimited(message, retry_after=max(int(ttl), 1) if ttl and ttl > 0 else seconds)
+        return [None] * len(keys)
+    seen: dict[str, int] = {}  # per key, the attempts counted so far: this call's come last, in order
+    left: dict[str, int] = {}
+    for i, name in enumerate(attempts):
+        seen[name] = int(answer[2 * i]) - attempts[name]
+        left[name] = int(answer[2 * i + 1])
+    refusals: list[RateLimited | None] = []
+    for name in names:
+        seen[name] += 1
+        if seen[name] <= count:
+            refusals.append(None)
+        else:
+            refusals.append(RateLimited(message, retry_after=left[name] if left[name] > 0 else seconds))
+    return refusals
+
+
+def window_key(limit: str, key: str) -> str:
+    """The Redis key of `key`'s window of `limit`."""
+    # Hashing keeps user-typed text (emails, logins) out of key names.
+    return shared_redis.key(f"rate:{limit}:{hashlib.sha256(key.encode()).hexdigest()[:32]}")
 
 
 def client_ip(request: HttpRequest) -> str:

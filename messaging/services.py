@@ -36,7 +36,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from chat_realtime.errors import ApplicationError, AuthenticationError, NotFoundError, ValidationFailed
 from chat_realtime.images import message_image_url
-from chat_realtime.rate_limits import check_rate_limit
+from chat_realtime.rate_limits import count_attempts
 from chat_realtime.realtime import publish, publish_to_chat, to_chat, to_user
 from messaging import events, selectors
 from messaging.models import Chat, ChatParticipant, ReadState
@@ -49,6 +49,7 @@ MESSAGE_MAX_CHARS = 4000
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
 TYPING_EVERY_SECONDS = 2
 WRITE_GRANT_SECONDS = 30
+TOO_FAST = "You are sending messages too fast. Wait a moment."
 
 
 def get_or_create_direct_chat(*, user_a: User, user_b: User) -> Chat:
@@ -238,17 +239,23 @@ def _store_and_record(
         _refused(outcomes, error)
         return
 
-    to_store: dict[int, NewMessage] = {}
     recorded: list[tuple[MessageDraft, StoredMessage, bool]] = []
+    fresh: list[int] = []
     for index, key in keys.items():
-        draft = drafts[index]
         if key in earlier:
             # A resend: answer with what was stored (and repair the SQL side if an earlier try stopped short).
             outcomes[index] = SentMessage(message=earlier[key], created=False, grant=grants[index])
-            recorded.append((draft, earlier[key], False))
-            continue
+            recorded.append((drafts[index], earlier[key], False))
+        else:
+            fresh.append(index)
+    # Only new messages count against the limit: a resend is answered even while its sender is rate-limited.
+    refusals = count_attempts("message", [f"user:{drafts[index].sender.pk}" for index in fresh], message=TOO_FAST)
+    to_store: dict[int, NewMessage] = {}
+    for index, refused in zip(fresh, refusals, strict=True):
         try:
-            to_store[index] = _new_message(draft, client_id=key[2])
+            if refused is not None:
+                raise refused
+            to_store[index] = _new_message(drafts[index], client_id=keys[index][2])
         except ApplicationError as error:
             outcomes[index] = error
     if to_store:
@@ -287,10 +294,7 @@ def _granted(draft: MessageDraft) -> WriteGrant:
 
 
 def _new_message(draft: MessageDraft, *, client_id: str) -> NewMessage:
-    """Checks that apply to new messages only: a resend is answered even while its sender is rate-limited."""
-    check_rate_limit(
-        "message", key=f"user:{draft.sender.pk}", message="You are sending messages too fast. Wait a moment."
-    )
+    """The checks that apply to new messages only (a resend was valid when it was first stored)."""
     text = _valid_text(draft.text, has_image=draft.image is not None)
     image_url = message_image_url(draft.image, chat_id=draft.chat_id) if draft.image is not None else ""
     return NewMessage(

@@ -334,6 +334,39 @@ def test_a_resend_in_the_same_batch_is_announced_once_and_takes_no_rate_limit(fr
     assert [frame["message"]["id"] for _, frame in sent if frame["type"] == "new_message"] == [first.message.id]
 
 
+def test_a_batch_counts_each_new_message_against_its_senders_limit_in_one_call_and_resends_not_at_all(
+    friends_with_chat, monkeypatch, settings
+):
+    alice, bob, chat = friends_with_chat
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": (2, 60)}
+    services.send_messages([draft(alice, chat, "a0")])
+    counted = []
+    count_attempts = services.count_attempts
+    monkeypatch.setattr(services, "count_attempts", lambda *a, **kw: counted.append(a[1]) or count_attempts(*a, **kw))
+
+    outcomes = services.send_messages(
+        [
+            draft(alice, chat, "a0"),  # a resend of the one above
+            draft(alice, chat, "a1"),
+            draft(bob, chat, "b1"),
+            draft(alice, chat, "a2"),
+            draft(bob, chat, "b2"),
+            draft(alice, chat, "a3"),
+        ]
+    )
+
+    assert [o.code if isinstance(o, ApplicationError) else o.created for o in outcomes] == [
+        False,
+        True,
+        True,
+        "rate_limited",
+        True,
+        "rate_limited",
+    ]
+    assert counted == [[f"user:{u.pk}" for u in (alice, bob, alice, bob, alice)]]
+    assert message_store().count_after(chat.pk, after=None) == 4
+
+
 def test_messages_of_a_batch_are_announced_in_their_chats_order(friends_with_chat, unlimited_messages, monkeypatch):
     alice, bob, chat = friends_with_chat
     sent = published_frames(monkeypatch)
