@@ -4,6 +4,7 @@
     python -m bench.loadgen chat --target yardstick --base http://127.0.0.1:8001 --pairs 20 --seconds 10
     python -m bench.loadgen pairs --base URL1 --base URL2 --pairs 20 --out pairs.json
     python -m bench.loadgen chat --target app --base URL1 --base URL2 --pairs-file pairs.json --seconds 10
+    python -m bench.loadgen chat --target app --base URL --html   # sockets as the browser opens them
     python -m bench.loadgen fan-out --base URL --friends 200 --repetitions 10
     python -m bench.loadgen idle --base URL --users 50          # then one connection count per stdin line
     python -m bench.loadgen history-setup --base URL --messages 61
@@ -190,6 +191,45 @@ class AppSide:
             ) from None
 
 
+class BrowserSide(AppSide):
+    """One person's socket as the browser opens it (`?format=html`): JSON frames in, HTML fragments out.
+
+    The frames it sends are the page's own (static/js/app.js sends these same
+    JSON frames); what comes back is what htmx swaps into the page.
+    """
+
+    def __init__(self, base: str, token: str, chat_id: int, tag: str) -> None:
+        super().__init__(base, token, chat_id, tag)
+        self.url += "&format=html"
+
+    async def open(self) -> None:
+        self.socket = await connect(self.url, max_size=2**20, compression=None)
+        await self.socket.send(json.dumps({"type": "join_chat", "chat_id": self.chat_id}))
+        # A browser's socket answers join_chat with no fragment; the error of an unknown frame sent after
+        # it is rendered, and frames are handled in order: once it is here, the chat is joined.
+        await self.socket.send(json.dumps({"type": "bench_joined"}))
+        await self.wait_for_html("the join", "bench_joined")
+
+    async def received(self, n: int) -> None:
+        await self.wait_for_html(f"message {n}", f'<p class="text">message {n}</p>')
+
+    async def wait_for_html(self, what: str, marker: str) -> None:
+        """Read fragments until one holds `marker`; a refusal, or FRAME_TIMEOUT_S without it, fails the run."""
+        try:
+            async with asyncio.timeout(FRAME_TIMEOUT_S):
+                while True:
+                    html = await self.socket.recv()
+                    self.seen = [*self.seen[-4:], html[:80]]
+                    if marker in html:
+                        return
+                    if "Not sent:" in html:
+                        raise RuntimeError(f"chat {self.chat_id}: {html[:300]} while waiting for {what}")
+        except TimeoutError:
+            raise RuntimeError(
+                f"chat {self.chat_id}: no {what} within {FRAME_TIMEOUT_S} s (latest fragments: {self.seen})"
+            ) from None
+
+
 class YardstickSide:
     def __init__(self, base: str, room: str) -> None:
         self.url = f"{base.replace('http', 'ws', 1)}/ws/?room={room}"
@@ -222,10 +262,11 @@ async def chat(args: argparse.Namespace) -> dict:
         # With several workers: each pair's two sides on different workers (every message crosses
         # Redis), or each pair whole on one worker (the pairs dealt out in turn).
         b_worker_offset = 1 if args.spread == "sides" else 0
+        side = BrowserSide if args.html else AppSide
         sides = [
             (
-                AppSide(bases[n % len(bases)], p["a"], p["chat_id"], tag),
-                AppSide(bases[(n + b_worker_offset) % len(bases)], p["b"], p["chat_id"], tag),
+                side(bases[n % len(bases)], p["a"], p["chat_id"], tag),
+                side(bases[(n + b_worker_offset) % len(bases)], p["b"], p["chat_id"], tag),
             )
             for n, p in enumerate(pairs)
         ]
@@ -260,6 +301,7 @@ async def chat(args: argparse.Namespace) -> dict:
     result = {
         "scenario": "chat",
         "target": args.target,
+        "frames": "html" if args.html and args.target == "app" else "json",
         "pairs": len(sides),
         "workers": len(bases),
         "messages": len(latencies),
@@ -555,6 +597,9 @@ def main() -> None:
         choices=["sides", "pairs"],
         default="sides",
         help="with several --base: each pair's two sides on different workers, or each pair on one worker",
+    )
+    chat_parser.add_argument(
+        "--html", action="store_true", help="app: sockets as the browser opens them, answered with HTML fragments"
     )
     pairs_parser = command("pairs")
     pairs_parser.add_argument("--pairs", type=int, default=20)
