@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from accounts.models import User
+from chat_realtime.browser_view import BrowserView
 from friends.browser import RENDERERS as FRIENDS
 from messaging.browser import RENDERERS as MESSAGING
 from presence.browser import RENDERERS as PRESENCE
 
-Renderer = Callable[[dict, User], str]
+Renderer = Callable[[dict, BrowserView], str]
 
 RENDERERS: dict[str, Renderer] = {**MESSAGING, **FRIENDS, **PRESENCE}
 
 
-def render_for_browser(frame: dict, viewer: User) -> str:
+def render_for_browser(frame: dict, view: BrowserView) -> str:
     renderer = RENDERERS.get(frame.get("type", ""))
-    return renderer(frame, viewer) if renderer else ""
+    return renderer(frame, view) if renderer else ""

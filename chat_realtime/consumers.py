@@ -26,6 +26,7 @@ from django.db import InterfaceError, OperationalError
 
 from accounts.events import user_group
 from chat_realtime.browser_frames import render_for_browser
+from chat_realtime.browser_view import BrowserView
 from chat_realtime.channel_layer import Mailbox, MailboxOverflow
 from chat_realtime.errors import DATABASE_DOWN, ApplicationError
 from messaging import ws_handlers as messaging_frames
@@ -127,6 +128,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.shown: dict[str, str] = {}
         # Browsers ask for HTML fragments (htmx swaps them in); API clients get JSON.
         self.wants_html = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("format") == ["html"]
+        self.browser_view = BrowserView(self.user) if self.wants_html else None
         self.groups_joined: set[str] = set()
         # chat id -> WriteGrant of this user's last send there (messaging.services).
         self.write_grants: dict[int, WriteGrant] = {}
@@ -223,7 +225,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: Frame) -> None:
         if self.wants_html:
             try:
-                html = await database_sync_to_async(render_for_browser)(frame, self.user)
+                html = await database_sync_to_async(render_for_browser)(frame, self.browser_view)
             except Exception:
                 # One fragment that failed to render must not take the socket down.
                 logger.exception("could not render %r for the browser", frame.get("type"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 
 from accounts.models import User
+from chat_realtime.browser_view import BrowserView
 from chat_realtime.errors import ApplicationError
 from friends import selectors
 from friends.models import Notification
@@ -26,7 +27,7 @@ def action_context(viewer: User, user_id: int, error: ApplicationError | None = 
     return {"person": person, "user_id": user_id, "state": selectors.state_from(friendship, viewer.pk), "error": error}
 
 
-def notification_html(frame: dict, viewer: User) -> str:
+def notification_html(frame: dict, view: BrowserView) -> str:
     """A new notification: the bell's badge and the top of any open list."""
     notification = Notification.objects.select_related("sender").filter(pk=frame["notification"]["id"]).first()
     if notification is None:
@@ -34,16 +35,18 @@ def notification_html(frame: dict, viewer: User) -> str:
     item = render_to_string("friends/partials/_notification.html", {"n": notification})
     badge = render_to_string(
         "friends/partials/_bell_badge.html",
-        {"unread_count": selectors.unread_notification_count(viewer), "oob": True},
+        {"unread_count": selectors.unread_notification_count(view.user), "oob": True},
     )
     return badge + f'<div hx-swap-oob="afterbegin:.notification-items">{item}</div>'
 
 
-def friendship_html(frame: dict, viewer: User) -> str:
+def friendship_html(frame: dict, view: BrowserView) -> str:
     """A relation changed: its action buttons, request rows and sidebar row follow."""
     user_id = int(frame["user_id"])
+    # Rows come and go with friendships: the chats' people are looked up again.
+    view.peers.clear()
     parts = [
-        render_to_string("friends/partials/_friend_action.html", {**action_context(viewer, user_id), "oob": True}),
+        render_to_string("friends/partials/_friend_action.html", {**action_context(view.user, user_id), "oob": True}),
         f"<div hx-swap-oob=\"delete:[data-request-user='{user_id}']\"></div>",
     ]
     state = frame["state"]
@@ -53,18 +56,22 @@ def friendship_html(frame: dict, viewer: User) -> str:
         row = render_to_string("friends/partials/_request_row.html", {"request": request, "kind": state})
         parts.append(f'<div hx-swap-oob="afterbegin:#{state}-requests">{row}</div>')
     if state == "none":
+        view.online.discard(user_id)  # no presence events come from an ex-friend
         parts.append(f"<div hx-swap-oob=\"delete:.chat-row[data-friend-id='{user_id}']\"></div>")
     if state == "friends" and frame.get("chat_id") and person is not None:
         from friends.overview import FriendOverview
         from messaging.browser import row
         from presence.selectors import online_among_or_none
 
+        online = person.pk in online_among_or_none([person.pk])
+        if online:
+            view.online.add(person.pk)  # presence events of a new friend come from now on
         entry = FriendOverview(
             user=person,
             chat_id=frame["chat_id"],
             last_message=None,
             unread_count=0,
-            online=person.pk in online_among_or_none([person.pk]),
+            online=online,
             last_activity_at=None,
         )
         html = render_to_string("messaging/partials/_chat_row.html", {"row": row(entry)})

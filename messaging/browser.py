@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from chat_realtime.browser_view import BrowserView
 from friends.overview import FriendOverview
 from messaging.events import chat_update_shown_by
 from messaging.models import ChatParticipant
@@ -67,51 +68,56 @@ def _oob(swap: str, html: str) -> str:
     return f'<div hx-swap-oob="{swap}">{html}</div>'
 
 
-def new_message_html(frame: dict, viewer: User) -> str:
+def new_message_html(frame: dict, view: BrowserView) -> str:
     """The bubble at the end of the chat, and the sidebar row the frame's unread count redraws."""
     message = frame["message"]
-    html = _oob(f"beforeend:#messages-{int(message['chat_id'])}", render_bubble(message, viewer.pk))
-    return html + _sidebar_shown_by(frame, viewer)
+    html = _oob(f"beforeend:#messages-{int(message['chat_id'])}", render_bubble(message, view.user.pk))
+    return html + _sidebar_shown_by(frame, view)
 
 
-def message_ack_html(frame: dict, viewer: User) -> str:
+def message_ack_html(frame: dict, view: BrowserView) -> str:
     """The pending bubble ("sending...") becomes the stored message; the sidebar row follows."""
     if not SAFE_CLIENT_ID.match(frame["client_id"]):
         return ""
     html = render_to_string(
         "messaging/partials/_message.html",
-        {"message": bubble(frame["message"], viewer.pk), "oob": f"outerHTML:#pending-{frame['client_id']}"},
+        {"message": bubble(frame["message"], view.user.pk), "oob": f"outerHTML:#pending-{frame['client_id']}"},
     )
-    return html + _sidebar_shown_by(frame, viewer)
+    return html + _sidebar_shown_by(frame, view)
 
 
-def _sidebar_shown_by(frame: dict, viewer: User) -> str:
+def _sidebar_shown_by(frame: dict, view: BrowserView) -> str:
     """A message frame stands in for its chat_update on a connection that joined the chat."""
     update = chat_update_shown_by(frame)
-    return chat_update_html(update, viewer) if update else ""
+    return chat_update_html(update, view) if update else ""
 
 
-def chat_update_html(frame: dict, viewer: User) -> str:
+def _peer(view: BrowserView, chat_id: int) -> User | None:
+    """The other person of the reader's one-to-one chat `chat_id`, or None if the reader is not in it;
+    looked up once per socket (a chat the reader is not in is asked again: it may be theirs later)."""
+    peer = view.peers.get(chat_id)
+    if peer is None and ChatParticipant.objects.filter(chat_id=chat_id, user_id=view.user.pk).exists():
+        peer = User.objects.filter(chat_memberships__chat_id=chat_id).exclude(pk=view.user.pk).first()
+        if peer is not None:
+            view.peers[chat_id] = peer
+    return peer
+
+
+def chat_update_html(frame: dict, view: BrowserView) -> str:
     """The sidebar row of the chat, redrawn and moved to the top."""
     chat_id = int(frame["chat_id"])
-    friend = (
-        User.objects.filter(chat_memberships__chat_id=chat_id).exclude(pk=viewer.pk).first()
-        if ChatParticipant.objects.filter(chat_id=chat_id, user=viewer).exists()
-        else None
-    )
+    friend = _peer(view, chat_id)
     if friend is None:
         return ""
-    from presence.selectors import online_among_or_none
-
     last = frame.get("last_message")
     context = {
         "row": {
             "friend": friend,
             "chat_id": chat_id,
-            "last_message": bubble(last, viewer.pk) if last else None,
+            "last_message": bubble(last, view.user.pk) if last else None,
             "preview": last["preview"] if last else "",
             "unread_count": frame["unread_count"],
-            "online": friend.pk in online_among_or_none([friend.pk]),
+            "online": friend.pk in view.online,
         }
     }
     row_html = render_to_string("messaging/partials/_chat_row.html", context)
@@ -121,27 +127,27 @@ def chat_update_html(frame: dict, viewer: User) -> str:
     return _oob(f"delete:#chat-row-{chat_id}", "") + _oob("afterbegin:#chat-list", row_html)
 
 
-def typing_html(frame: dict, viewer: User) -> str:
+def typing_html(frame: dict, view: BrowserView) -> str:
     user = User.objects.filter(pk=frame["user_id"]).first()
     if user is None:
         return ""
     return render_to_string("messaging/partials/_typing.html", {"chat_id": frame["chat_id"], "who": user})
 
 
-def read_html(frame: dict, viewer: User) -> str:
+def read_html(frame: dict, view: BrowserView) -> str:
     return render_to_string(
         "messaging/partials/_read_state.html", {"chat_id": frame["chat_id"], "message_id": frame["message_id"]}
     )
 
 
-def error_html(frame: dict, viewer: User) -> str:
+def error_html(frame: dict, view: BrowserView) -> str:
     """A refused message turns its pending bubble into an error with a retry button; other errors toast."""
     if frame.get("client_id") and not SAFE_CLIENT_ID.match(str(frame["client_id"])):
         frame = {key: value for key, value in frame.items() if key != "client_id"}
     return render_to_string("messaging/partials/_error.html", {"error": frame})
 
 
-def message_deleted_html(frame: dict, viewer: User) -> str:
+def message_deleted_html(frame: dict, view: BrowserView) -> str:
     """The bubble turns into "message removed" in place."""
     from messaging.store import message_store
 
@@ -150,7 +156,7 @@ def message_deleted_html(frame: dict, viewer: User) -> str:
         return ""
     return render_to_string(
         "messaging/partials/_message.html",
-        {"message": bubble(message, viewer.pk), "oob": f"outerHTML:#msg-{message.id}"},
+        {"message": bubble(message, view.user.pk), "oob": f"outerHTML:#msg-{message.id}"},
     )
 
 

@@ -6,6 +6,7 @@ from django.template.loader import render_to_string
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from chat_realtime.browser_view import BrowserView
 
 
 def _presence_of(user: User, online: bool) -> str:
@@ -14,12 +15,14 @@ def _presence_of(user: User, online: bool) -> str:
     return dot + status
 
 
-def user_online_html(frame: dict, viewer: User) -> str:
+def user_online_html(frame: dict, view: BrowserView) -> str:
+    view.online.add(frame["user_id"])
     user = User.objects.filter(pk=frame["user_id"]).first()
     return _presence_of(user, True) if user else ""
 
 
-def user_offline_html(frame: dict, viewer: User) -> str:
+def user_offline_html(frame: dict, view: BrowserView) -> str:
+    view.online.discard(frame["user_id"])
     user = User.objects.filter(pk=frame["user_id"]).first()
     if user is None:
         return ""
@@ -28,12 +31,12 @@ def user_offline_html(frame: dict, viewer: User) -> str:
     return _presence_of(user, False)
 
 
-def online_friends_html(frame: dict, viewer: User) -> str:
+def online_friends_html(frame: dict, view: BrowserView) -> str:
     """After (re)connecting: who is online now, so dots are right even if events were missed."""
     from friends.selectors import friend_ids
 
-    online = set(frame["user_ids"])
-    friends = User.objects.filter(pk__in=friend_ids(viewer.pk))
+    online = view.online = set(frame["user_ids"])
+    friends = User.objects.filter(pk__in=friend_ids(view.user.pk))
     return "".join(_presence_of(friend, friend.pk in online) for friend in friends)
 
 

@@ -119,3 +119,75 @@ async def test_api_clients_still_get_json(friends_with_chat):
 
     assert (await socket.receive_json_from())["type"] == "online_friends"
     await socket.disconnect()
+
+
+def chat_update(chat, sender, text="hey"):
+    from messaging.events import chat_update_frame, last_message_data
+    from messaging.store import message_store
+
+    message = message_store().add(chat_id=chat.pk, sender_id=sender.pk, text=text, image_url="", client_id=text)[0]
+    return chat_update_frame(
+        chat_id=chat.pk, sender_id=sender.pk, last_message=last_message_data(message), unread_count=1
+    )
+
+
+def test_a_socket_looks_up_a_chats_person_once_and_again_after_a_friendship_changes(
+    friends_with_chat, django_assert_num_queries
+):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+
+    alice, bob, chat = friends_with_chat
+    view = BrowserView(alice)
+    one, two = chat_update(chat, bob, "one"), chat_update(chat, bob, "two")
+    with django_assert_num_queries(2):  # is the chat theirs, and who else is in it
+        first = render_for_browser(one, view)
+    with django_assert_num_queries(0):
+        second = render_for_browser(two, view)
+    render_for_browser({"type": "friendship", "user_id": bob.pk, "state": "none"}, view)
+
+    assert f'data-friend-id="{bob.pk}"' in first and "one" in first
+    assert f'data-friend-id="{bob.pk}"' in second and "two" in second
+    assert view.peers == {}
+
+
+def test_a_chat_update_for_a_chat_the_reader_is_not_in_draws_nothing_and_is_asked_again(
+    friends_with_chat, make_user, django_assert_num_queries
+):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+
+    alice, bob, chat = friends_with_chat
+    view = BrowserView(make_user())
+    once, again = chat_update(chat, bob, "once"), chat_update(chat, bob, "again")
+
+    assert render_for_browser(once, view) == ""
+    with django_assert_num_queries(1):
+        assert render_for_browser(again, view) == ""
+
+
+async def test_a_chats_row_shows_its_person_online_as_the_pages_dots_do(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    alice_page = await browser_socket(alice)
+    await received(alice_page)
+    bob_api = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(bob)}")
+    await bob_api.connect()
+    await received(alice_page)  # bob's dots light up
+
+    await bob_api.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "here", "client_id": "o1"})
+    while_online = await received(alice_page)
+    await bob_api.disconnect()
+    await received(alice_page)  # bob's dots go out
+    await sync_to_async(send_by_api)(bob, chat, "gone")
+    while_offline = await received(alice_page)
+
+    dot = f"presence-dot presence-{bob.pk}"
+    assert f'{dot} online"' in while_online and "here" in while_online
+    assert f'{dot}"' in while_offline and "gone" in while_offline
+    await alice_page.disconnect()
+
+
+def send_by_api(sender, chat, text):
+    from messaging import services
+
+    services.send_message(sender=sender, chat_id=chat.pk, text=text, client_id=text)
