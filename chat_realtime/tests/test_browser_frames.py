@@ -18,6 +18,13 @@ async def browser_socket(user):
     return socket
 
 
+async def api_socket(user):
+    socket = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(user)}")
+    connected, _ = await socket.connect()
+    assert connected
+    return socket
+
+
 async def received(socket, quiet=0.3) -> str:
     html = []
     while not await socket.receive_nothing(timeout=quiet):
@@ -30,8 +37,7 @@ async def test_a_new_message_arrives_as_the_bubble_the_page_renders(friends_with
     bob_page = await browser_socket(bob)
     await bob_page.send_json_to({"type": "join_chat", "chat_id": chat.pk})
     await received(bob_page)
-    alice_api = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(alice)}")
-    await alice_api.connect()
+    alice_api = await api_socket(alice)
 
     await alice_api.send_json_to(
         {"type": "send_message", "chat_id": chat.pk, "text": "<script>alert(1)</script>", "client_id": "c1"}
@@ -87,8 +93,7 @@ async def test_presence_changes_redraw_every_dot_of_that_person(friends_with_cha
     alice_page = await browser_socket(alice)
     await received(alice_page)
 
-    bob_api = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(bob)}")
-    await bob_api.connect()
+    bob_api = await api_socket(bob)
     came = await received(alice_page)
     await bob_api.disconnect()
     went = await received(alice_page)
@@ -170,8 +175,7 @@ async def test_a_chats_row_shows_its_person_online_as_the_pages_dots_do(friends_
     alice, bob, chat = friends_with_chat
     alice_page = await browser_socket(alice)
     await received(alice_page)
-    bob_api = WebsocketCommunicator(application, f"/ws/?token={AccessToken.for_user(bob)}")
-    await bob_api.connect()
+    bob_api = await api_socket(bob)
     await received(alice_page)  # bob's dots light up
 
     await bob_api.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "here", "client_id": "o1"})
