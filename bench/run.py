@@ -6,7 +6,8 @@
     python -m bench.run --only chat --message-rate-limit 1000000/10   # sends pay for the flood check
 
 Scenarios (sizes quick / full):
-  chat         closed-loop pairs, app against the yardstick (1, 20 / 1, 20, 100 pairs; 8 / 20 s)
+  chat         closed-loop pairs, app against the yardstick (1, 20 / 1, 20, 100 pairs; 8 / 20 s);
+               20 pairs again with the browser's sockets (HTML fragments)
   fan-out      a user with many online friends goes online and offline (50 / 200 friends)
   idle         held open sockets: server memory per socket, heartbeat CPU (1k / 1k, 5k, 10k sockets)
   history      history page latency as one chat grows (0, 10k / 0, 10k, 1M messages, seeded)

@@ -148,7 +148,8 @@ class HeldSockets:
 
 
 def chat(run: Run) -> list[Row]:
-    """Closed-loop pairs on the app and on the yardstick, each pair count in turn."""
+    """Closed-loop pairs on the app and on the yardstick, each pair count in turn; then the browser's
+    sockets (HTML fragments) at the two-worker scenario's pair count, against that count's yardstick."""
     rows = []
     with servers.app_worker(run.env) as app, servers.yardstick() as yard:
         for pairs in run.plan.chat_pairs:
@@ -157,16 +158,22 @@ def chat(run: Run) -> list[Row]:
             # New pairs (empty chats), saved for two-workers.
             saved = ["--pairs-file", str(pairs_file(run, pairs))] if pairs == run.plan.two_workers_pairs else []
             ours = loadgen("chat", "--target", "app", "--base", app.url, *drive, *saved)
-            rows.append(
-                {
-                    "pairs": pairs,
-                    "yardstick": base,
-                    "app": ours,
-                    "ratio": round(ours["messages_per_s"] / base["messages_per_s"], 3),
-                    "p99_ratio": round(ours["p99_ms"] / base["p99_ms"], 2),
-                }
-            )
+            rows.append(chat_row(pairs, base, ours))
+            if pairs == run.plan.two_workers_pairs:
+                browsers = loadgen("chat", "--target", "app", "--base", app.url, *drive, "--html")
+                rows.append(chat_row(pairs, base, browsers))
     return rows
+
+
+def chat_row(pairs: int, base: Row, ours: Row) -> Row:
+    return {
+        "pairs": pairs,
+        "frames": ours["frames"],
+        "yardstick": base,
+        "app": ours,
+        "ratio": round(ours["messages_per_s"] / base["messages_per_s"], 3),
+        "p99_ratio": round(ours["p99_ms"] / base["p99_ms"], 2),
+    }
 
 
 def print_chat(rows: list[Row]) -> None:
@@ -174,6 +181,7 @@ def print_chat(rows: list[Row]) -> None:
         "chat",
         [
             ("pairs", 6),
+            ("frames", 8),
             ("app msg/s", 12),
             ("yardstick", 12),
             ("ratio", 8),
@@ -184,6 +192,7 @@ def print_chat(rows: list[Row]) -> None:
         [
             [
                 row["pairs"],
+                row["frames"],
                 row["app"]["messages_per_s"],
                 row["yardstick"]["messages_per_s"],
                 row["ratio"],
