@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from accounts.models import User
@@ -23,3 +24,15 @@ class BrowserView:
     user: User
     peers: dict[int, User] = field(default_factory=dict)
     online: set[int] = field(default_factory=set)
+
+
+Renderer = Callable[[dict, BrowserView], Awaitable[str]]
+
+
+def on_the_loop(render: Callable[[dict, BrowserView], str]) -> Renderer:
+    """A renderer that needs nothing but its frame and view (no database), as the registry's coroutine."""
+
+    async def rendered(frame: dict, view: BrowserView) -> str:
+        return render(frame, view)
+
+    return rendered

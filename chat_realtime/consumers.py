@@ -225,7 +225,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: Frame) -> None:
         if self.wants_html:
             try:
-                html = await database_sync_to_async(render_for_browser)(frame, self.browser_view)
+                html = await render_for_browser(frame, self.browser_view)
             except Exception:
                 # One fragment that failed to render must not take the socket down.
                 logger.exception("could not render %r for the browser", frame.get("type"))

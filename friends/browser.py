@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
 from accounts.models import User
@@ -80,7 +81,8 @@ def friendship_html(frame: dict, view: BrowserView) -> str:
     return "".join(parts)
 
 
+# Each asks the database, in its thread.
 RENDERERS = {
-    "notification": notification_html,
-    "friendship": friendship_html,
+    "notification": database_sync_to_async(notification_html),
+    "friendship": database_sync_to_async(friendship_html),
 }

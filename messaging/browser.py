@@ -11,11 +11,12 @@ import re
 from datetime import datetime
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
-from chat_realtime.browser_view import BrowserView
+from chat_realtime.browser_view import BrowserView, on_the_loop
 from friends.overview import FriendOverview
 from messaging.events import chat_update_shown_by
 from messaging.models import ChatParticipant
@@ -68,14 +69,14 @@ def _oob(swap: str, html: str) -> str:
     return f'<div hx-swap-oob="{swap}">{html}</div>'
 
 
-def new_message_html(frame: dict, view: BrowserView) -> str:
+async def new_message_html(frame: dict, view: BrowserView) -> str:
     """The bubble at the end of the chat, and the sidebar row the frame's unread count redraws."""
     message = frame["message"]
     html = _oob(f"beforeend:#messages-{int(message['chat_id'])}", render_bubble(message, view.user.pk))
-    return html + _sidebar_shown_by(frame, view)
+    return html + await _sidebar_shown_by(frame, view)
 
 
-def message_ack_html(frame: dict, view: BrowserView) -> str:
+async def message_ack_html(frame: dict, view: BrowserView) -> str:
     """The pending bubble ("sending...") becomes the stored message; the sidebar row follows."""
     if not SAFE_CLIENT_ID.match(frame["client_id"]):
         return ""
@@ -83,47 +84,45 @@ def message_ack_html(frame: dict, view: BrowserView) -> str:
         "messaging/partials/_message.html",
         {"message": bubble(frame["message"], view.user.pk), "oob": f"outerHTML:#pending-{frame['client_id']}"},
     )
-    return html + _sidebar_shown_by(frame, view)
+    return html + await _sidebar_shown_by(frame, view)
 
 
-def _sidebar_shown_by(frame: dict, view: BrowserView) -> str:
+async def _sidebar_shown_by(frame: dict, view: BrowserView) -> str:
     """A message frame stands in for its chat_update on a connection that joined the chat."""
     update = chat_update_shown_by(frame)
-    return chat_update_html(update, view) if update else ""
+    return await chat_update_html(update, view) if update else ""
 
 
-def _peer(view: BrowserView, chat_id: int) -> User | None:
-    """The other person of the reader's one-to-one chat `chat_id`, or None if the reader is not in it;
-    looked up once per socket (a chat the reader is not in is asked again: it may be theirs later)."""
-    peer = view.peers.get(chat_id)
-    if peer is None and ChatParticipant.objects.filter(chat_id=chat_id, user_id=view.user.pk).exists():
-        peer = User.objects.filter(chat_memberships__chat_id=chat_id).exclude(pk=view.user.pk).first()
-        if peer is not None:
-            view.peers[chat_id] = peer
+def _look_up_peer(view: BrowserView, chat_id: int) -> User | None:
+    """The other person of the reader's one-to-one chat `chat_id`, or None if the reader is not in it; kept
+    in `view` (a chat the reader is not in is asked again: it may be theirs later)."""
+    if not ChatParticipant.objects.filter(chat_id=chat_id, user_id=view.user.pk).exists():
+        return None
+    peer = User.objects.filter(chat_memberships__chat_id=chat_id).exclude(pk=view.user.pk).first()
+    if peer is not None:
+        view.peers[chat_id] = peer
     return peer
 
 
-def chat_update_html(frame: dict, view: BrowserView) -> str:
-    """The sidebar row of the chat, redrawn and moved to the top."""
+async def chat_update_html(frame: dict, view: BrowserView) -> str:
+    """The sidebar row of the chat, redrawn and moved to the top (redrawn in place for a read)."""
     chat_id = int(frame["chat_id"])
-    friend = _peer(view, chat_id)
+    friend = view.peers.get(chat_id) or await database_sync_to_async(_look_up_peer)(view, chat_id)
     if friend is None:
         return ""
     last = frame.get("last_message")
-    context = {
-        "row": {
-            "friend": friend,
-            "chat_id": chat_id,
-            "last_message": bubble(last, view.user.pk) if last else None,
-            "preview": last["preview"] if last else "",
-            "unread_count": frame["unread_count"],
-            "online": friend.pk in view.online,
-        }
+    row = {
+        "friend": friend,
+        "chat_id": chat_id,
+        "last_message": bubble(last, view.user.pk) if last else None,
+        "preview": last["preview"] if last else "",
+        "unread_count": frame["unread_count"],
+        "online": friend.pk in view.online,
     }
-    row_html = render_to_string("messaging/partials/_chat_row.html", context)
     moves_to_top = frame.get("sender_id") is not None
     if not moves_to_top:
-        return render_to_string("messaging/partials/_chat_row.html", {**context, "oob": "true"})
+        return render_to_string("messaging/partials/_chat_row.html", {"row": row, "oob": "true"})
+    row_html = render_to_string("messaging/partials/_chat_row.html", {"row": row})
     return _oob(f"delete:#chat-row-{chat_id}", "") + _oob("afterbegin:#chat-list", row_html)
 
 
@@ -160,12 +159,14 @@ def message_deleted_html(frame: dict, view: BrowserView) -> str:
     )
 
 
+# The frames of every message render on the event loop (what they need is in the frame and the view, but
+# a chat's person the first time); the rarer ones ask the database, in its thread.
 RENDERERS = {
-    "message_deleted": message_deleted_html,
     "new_message": new_message_html,
     "message_ack": message_ack_html,
     "chat_update": chat_update_html,
-    "typing": typing_html,
-    "read": read_html,
-    "error": error_html,
+    "message_deleted": database_sync_to_async(message_deleted_html),
+    "typing": database_sync_to_async(typing_html),
+    "read": on_the_loop(read_html),
+    "error": on_the_loop(error_html),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 from django.utils.dateparse import parse_datetime
 
@@ -40,8 +41,9 @@ def online_friends_html(frame: dict, view: BrowserView) -> str:
     return "".join(_presence_of(friend, friend.pk in online) for friend in friends)
 
 
+# Each asks the database for the people it draws, in its thread.
 RENDERERS = {
-    "user_online": user_online_html,
-    "user_offline": user_offline_html,
-    "online_friends": online_friends_html,
+    "user_online": database_sync_to_async(user_online_html),
+    "user_offline": database_sync_to_async(user_offline_html),
+    "online_friends": database_sync_to_async(online_friends_html),
 }

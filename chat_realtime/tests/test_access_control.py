@@ -209,12 +209,14 @@ def test_hostile_names_and_messages_are_inert_on_every_page_and_fragment(client,
         client.get("/notifications/").content.decode(),
         client.get("/friends/?q=" + evil).content.decode(),
     ]
+    from asgiref.sync import async_to_sync
+
     from chat_realtime.browser_frames import render_for_browser
     from chat_realtime.browser_view import BrowserView
     from messaging.events import new_message_frame
 
     latest = message_store().latest(chat.pk)
-    pages.append(render_for_browser(new_message_frame(latest), BrowserView(alice)))
+    pages.append(async_to_sync(render_for_browser)(new_message_frame(latest), BrowserView(alice)))
 
     for html in pages:
         assert "<img src=x" not in html

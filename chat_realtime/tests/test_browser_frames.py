@@ -1,7 +1,7 @@
 """A browser's socket (`?format=html`) gets the same events as HTML fragments for htmx to swap in."""
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -146,10 +146,10 @@ def test_a_socket_looks_up_a_chats_person_once_and_again_after_a_friendship_chan
     view = BrowserView(alice)
     one, two = chat_update(chat, bob, "one"), chat_update(chat, bob, "two")
     with django_assert_num_queries(2):  # is the chat theirs, and who else is in it
-        first = render_for_browser(one, view)
+        first = async_to_sync(render_for_browser)(one, view)
     with django_assert_num_queries(0):
-        second = render_for_browser(two, view)
-    render_for_browser({"type": "friendship", "user_id": bob.pk, "state": "none"}, view)
+        second = async_to_sync(render_for_browser)(two, view)
+    async_to_sync(render_for_browser)({"type": "friendship", "user_id": bob.pk, "state": "none"}, view)
 
     assert f'data-friend-id="{bob.pk}"' in first and "one" in first
     assert f'data-friend-id="{bob.pk}"' in second and "two" in second
@@ -166,9 +166,9 @@ def test_a_chat_update_for_a_chat_the_reader_is_not_in_draws_nothing_and_is_aske
     view = BrowserView(make_user())
     once, again = chat_update(chat, bob, "once"), chat_update(chat, bob, "again")
 
-    assert render_for_browser(once, view) == ""
+    assert async_to_sync(render_for_browser)(once, view) == ""
     with django_assert_num_queries(1):
-        assert render_for_browser(again, view) == ""
+        assert async_to_sync(render_for_browser)(again, view) == ""
 
 
 async def test_a_chats_row_shows_its_person_online_as_the_pages_dots_do(friends_with_chat):
@@ -195,3 +195,22 @@ def send_by_api(sender, chat, text):
     from messaging import services
 
     services.send_message(sender=sender, chat_id=chat.pk, text=text, client_id=text)
+
+
+async def test_a_message_renders_on_the_event_loop_once_its_socket_knows_the_chat(friends_with_chat):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+    from messaging.events import new_message_frame
+    from messaging.store import message_store
+
+    alice, bob, chat = friends_with_chat
+    message, _ = await sync_to_async(message_store().add)(
+        chat_id=chat.pk, sender_id=bob.pk, text="no hop", image_url="", client_id="h1"
+    )
+    view = BrowserView(alice, peers={chat.pk: bob}, online={bob.pk})
+
+    # On the loop, any query would raise SynchronousOnlyOperation.
+    html = await render_for_browser({**new_message_frame(message), "unread_count": 2}, view)
+
+    assert "no hop" in html and 'aria-label="2 unread"' in html
+    assert f"presence-dot presence-{bob.pk} online" in html
