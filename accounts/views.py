@@ -154,10 +154,20 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/settings.html", {"form": form}, status=400 if form.errors else 200)
 
 
+REPORTED_ID = re.compile(r"[0-9]{1,18}")
+# A message id of either store (digits, or a MongoDB ObjectId's hex), as the page puts it in the form.
+REPORTED_MESSAGE_ID = re.compile(r"[0-9A-Za-z]{1,64}")
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def report(request: HttpRequest) -> HttpResponse:
-    """Report a message or a person from the chat; htmx gets a thank-you (or the reason it failed) in place."""
+    """Report a message or a person from the chat; htmx gets a thank-you (or the reason it failed) in place.
+
+    GET answers the form for `message_id` or `user_id`, which the page loads when its Report opens.
+    """
+    if request.method == "GET":
+        return _report_form(request)
     user_id = request.POST.get("user_id")
     try:
         services.report(
@@ -165,9 +175,21 @@ def report(request: HttpRequest) -> HttpResponse:
             reason=request.POST.get("reason", ""),
             note=request.POST.get("note", "")[:1000],
             message_id=request.POST.get("message_id") or None,
-            user_id=int(user_id) if user_id and re.fullmatch(r"[0-9]{1,18}", user_id) else None,
+            user_id=int(user_id) if user_id and REPORTED_ID.fullmatch(user_id) else None,
         )
     except ApplicationError as error:
         status = error.status_code
         return render(request, "accounts/partials/_report_done.html", {"error": error}, status=status)
     return render(request, "accounts/partials/_report_done.html", {})
+
+
+def _report_form(request: HttpRequest) -> HttpResponse:
+    message_id, user_id = request.GET.get("message_id", ""), request.GET.get("user_id", "")
+    if REPORTED_MESSAGE_ID.fullmatch(message_id):
+        context = {"message_id": message_id}
+    elif REPORTED_ID.fullmatch(user_id):
+        context = {"user_id": int(user_id)}
+    else:
+        error = ApplicationError("Say which message or person to report.", code="validation_error")
+        return render(request, "accounts/partials/_report_done.html", {"error": error}, status=400)
+    return render(request, "accounts/partials/_report_form.html", context)

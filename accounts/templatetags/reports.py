@@ -7,5 +7,5 @@ register = template.Library()
 
 @register.simple_tag
 def report_reasons():
-    """The reasons a report may give, for the report form wherever a bubble is rendered."""
+    """The reasons a report may give, for the report form."""
     return Report.Reason.choices

@@ -92,7 +92,10 @@ def test_an_unknown_reason_and_yourself_are_refused(auth_client, user, make_user
 def test_reporting_from_the_chat_page(client, user, bobs_message):
     client.force_login(user)
     page = client.get(f"/chats/{bobs_message.chat_id}/").content.decode()
-    assert 'name="message_id" value="' + bobs_message.id + '"' in page
+    # Each bubble's Report loads its form when it opens: the page carries none of them.
+    assert f'hx-get="/accounts/report/?message_id={bobs_message.id}"' in page and "Send report" not in page
+    form = client.get(f"/accounts/report/?message_id={bobs_message.id}", HTTP_HX_REQUEST="true").content.decode()
+    assert f'name="message_id" value="{bobs_message.id}"' in form and "Send report" in form
 
     response = client.post(
         "/accounts/report/", {"message_id": bobs_message.id, "reason": "spam"}, HTTP_HX_REQUEST="true"
@@ -131,3 +134,33 @@ def test_the_ban_rule_lives_in_the_service(make_user):
     staff.refresh_from_db()
     moderator.refresh_from_db()
     assert (staff.is_active, moderator.is_active) == (False, True)
+
+
+def test_the_report_form_of_a_person_names_them(client, user, make_user):
+    bob = make_user()
+    client.force_login(user)
+
+    form = client.get(f"/accounts/report/?user_id={bob.pk}")
+
+    assert form.status_code == 200
+    assert f'name="user_id" value="{bob.pk}"' in form.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?message_id=", "?message_id=%3Cscript%3E", "?message_id=" + "1" * 65, "?user_id=abc", "?user_id=-1"],
+)
+def test_a_report_form_for_nothing_reportable_is_400_and_says_so(client, user, query):
+    client.force_login(user)
+
+    response = client.get(f"/accounts/report/{query}")
+
+    assert response.status_code == 400
+    assert "Say which message or person to report." in response.content.decode()
+    assert "<script" not in response.content.decode()
+
+
+def test_the_report_form_is_for_signed_in_people(client):
+    response = client.get("/accounts/report/?message_id=1")
+
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
