@@ -437,7 +437,10 @@ DEFAULT_FROM_EMAIL = ENV.get("DEFAULT_FROM_EMAIL", "chat-realtime <no-reply@loca
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
-USE_I18N = True
+# The app ships in English only. Off, the translation machinery stays unloaded, and templates no longer
+# ask for the active language for every number they print: a chat row of a live message rendered
+# a fifth faster (docs/benchmarks.md).
+USE_I18N = False
 USE_TZ = True
 
 # --- Production hardening (checked by `manage.py check --deploy`) ----------
