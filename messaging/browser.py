@@ -126,11 +126,18 @@ async def chat_update_html(frame: dict, view: BrowserView) -> str:
     return _oob(f"delete:#chat-row-{chat_id}", "") + _oob("afterbegin:#chat-list", row_html)
 
 
-def typing_html(frame: dict, view: BrowserView) -> str:
-    user = User.objects.filter(pk=frame["user_id"]).first()
+async def typing_html(frame: dict, view: BrowserView) -> str:
+    """ "... is typing": in a one-to-one chat the socket knows, the typist is its other person."""
+    peer = view.peers.get(frame["chat_id"])
+    user = peer if peer is not None and peer.pk == frame["user_id"] else await _user(frame["user_id"])
     if user is None:
         return ""
     return render_to_string("messaging/partials/_typing.html", {"chat_id": frame["chat_id"], "who": user})
+
+
+@database_sync_to_async
+def _user(user_id: int) -> User | None:
+    return User.objects.filter(pk=user_id).first()
 
 
 def read_html(frame: dict, view: BrowserView) -> str:
@@ -166,7 +173,7 @@ RENDERERS = {
     "message_ack": message_ack_html,
     "chat_update": chat_update_html,
     "message_deleted": database_sync_to_async(message_deleted_html),
-    "typing": database_sync_to_async(typing_html),
+    "typing": typing_html,
     "read": on_the_loop(read_html),
     "error": on_the_loop(error_html),
 }

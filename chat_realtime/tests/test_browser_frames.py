@@ -214,3 +214,19 @@ async def test_a_message_renders_on_the_event_loop_once_its_socket_knows_the_cha
 
     assert "no hop" in html and 'aria-label="2 unread"' in html
     assert f"presence-dot presence-{bob.pk} online" in html
+
+
+async def test_typing_names_the_typist_whether_or_not_the_socket_knows_the_chat(friends_with_chat):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+
+    alice, bob, chat = friends_with_chat
+    frame = {"type": "typing", "chat_id": chat.pk, "user_id": alice.pk}
+
+    known = await render_for_browser(frame, BrowserView(bob, peers={chat.pk: alice}))  # on the loop: no query
+    asked = await render_for_browser(frame, BrowserView(bob))
+    gone = await render_for_browser({**frame, "user_id": 10**9}, BrowserView(bob))
+
+    assert f'id="typing-{chat.pk}"' in known and f"{alice.username} is typing" in known
+    assert asked == known
+    assert gone == ""
