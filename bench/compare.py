@@ -5,6 +5,7 @@
     python -m bench.compare --base HEAD --base-python /path/to/other-venv/bin/python   # the same code, other packages
     python -m bench.compare --base HEAD~1 --scenario history --requests 3000
     python -m bench.compare --base HEAD~1 --alternate     # one worker loaded at a time
+    python -m bench.compare --base HEAD~1 --html          # the browser's sockets (HTML fragments)
 
 The machines here change speed by up to ±50 % within minutes, so two runs one
 after the other cannot tell a 10 % change from noise. Here the two workers
@@ -68,10 +69,10 @@ def checkout(ref: str) -> Iterator[Path]:
             subprocess.run([git, "worktree", "remove", "--force", str(tree)], cwd=servers.ROOT, check=False)
 
 
-def chat_round(name: str, url: str, pairs: Path, count: int, seconds: float, results: dict) -> None:
-    """One round of the chat scenario on one worker (`count` pairs, saved in `pairs`): `results[name]`."""
-    drive = ["--pairs", str(count), "--seconds", str(seconds), "--pairs-file", str(pairs)]
-    results[name] = loadgen("chat", "--target", "app", "--base", url, *drive)
+def chat_round(name: str, url: str, pairs: Path, args: argparse.Namespace, results: dict) -> None:
+    """One round of the chat scenario on one worker (`args.pairs` pairs, saved in `pairs`): `results[name]`."""
+    drive = ["--pairs", str(args.pairs), "--seconds", str(args.seconds), "--pairs-file", str(pairs)]
+    results[name] = loadgen("chat", "--target", "app", "--base", url, *drive, *(["--html"] if args.html else []))
 
 
 def cpu_use(name: str, pid: int, seconds: float, results: dict) -> None:
@@ -92,9 +93,7 @@ def compare_chat(workers: dict[str, servers.Server], args: argparse.Namespace, v
         cpu: dict = {}
         threads = {
             name: [
-                threading.Thread(
-                    target=chat_round, args=(name, app.url, pairs[name], args.pairs, args.seconds, results)
-                ),
+                threading.Thread(target=chat_round, args=(name, app.url, pairs[name], args, results)),
                 threading.Thread(target=cpu_use, args=(name, app.pid, args.seconds, cpu)),
             ]
             for name, app in workers.items()
@@ -160,6 +159,7 @@ def main() -> None:
         action="store_true",
         help="chat: load one worker at a time instead of both at once (for changes to what a worker waits for)",
     )
+    parser.add_argument("--html", action="store_true", help="chat: the browser's sockets (HTML fragments)")
     parser.add_argument("--requests", type=int, default=3000, help="history: pages from each worker")
     parser.add_argument(
         "--message-rate-limit",
@@ -171,6 +171,8 @@ def main() -> None:
     servers.raise_open_files_limit()
     if args.scenario == "chat":
         how = "one worker at a time" if args.alternate else "both at once"
+        if args.html:
+            how += ", the browser's sockets"
         if args.message_rate_limit != "off":
             how += f", MESSAGE_RATE_LIMIT={args.message_rate_limit}"
         print(
