@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from accounts.models import User
+
+# How long a socket shows a chat's person as it looked them up: a new name or picture reaches
+# the rows it redraws within this time (the page itself at its next load).
+PEER_SECONDS = 60
 
 
 @dataclass
@@ -14,16 +19,27 @@ class BrowserView:
 
     The renderers of each app (chat_realtime.browser_frames) read and keep it up to date, so that the
     frames of every message need no database or Redis call:
-    - `peers`: chat id -> the other person of a one-to-one chat of the reader, looked up the first time a
-      frame names the chat (who is in such a chat never changes); a friendship frame forgets them all.
+    - `peers`: chat id -> the other person of a one-to-one chat of the reader (who is in such a chat never
+      changes) and when they were looked up; `peer` answers them for PEER_SECONDS, and a friendship
+      frame forgets them all.
     - `online`: the ids of the friends the page shows online, from the presence frames this socket
       delivered (`online_friends` on connecting, then `user_online` / `user_offline`): the chat rows it
       redraws agree with its dots.
     """
 
     user: User
-    peers: dict[int, User] = field(default_factory=dict)
+    peers: dict[int, tuple[User, float]] = field(default_factory=dict)
     online: set[int] = field(default_factory=set)
+
+    def peer(self, chat_id: int) -> User | None:
+        """The chat's other person as looked up less than PEER_SECONDS ago; None if they must be looked up."""
+        known = self.peers.get(chat_id)
+        if known is None or time.monotonic() - known[1] >= PEER_SECONDS:
+            return None
+        return known[0]
+
+    def remember_peer(self, chat_id: int, person: User) -> None:
+        self.peers[chat_id] = (person, time.monotonic())
 
 
 Renderer = Callable[[dict, BrowserView], Awaitable[str]]

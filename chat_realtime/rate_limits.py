@@ -73,8 +73,12 @@ def count_attempts(limit: str, keys: list[str], *, message: str) -> list[RateLim
     try:
         redis = shared_redis.connection()
         answer = redis.register_script(_COUNT_ATTEMPTS)(keys=list(attempts), args=[seconds, count, *attempts.values()])
-    except shared_redis.RedisError:
+    except shared_redis.UNREACHABLE:
         logger.warning("rate limit %s not checked: Redis unavailable", limit, exc_info=True)
+        return [None] * len(keys)
+    except shared_redis.RedisError:
+        # Redis answered, but refused the count (out of memory, a read-only replica, ...): let through too.
+        logger.exception("rate limit %s not checked: Redis refused to count", limit)
         return [None] * len(keys)
     seen: dict[str, int] = {}  # per key, the attempts counted so far: this call's come last, in order
     left: dict[str, int] = {}

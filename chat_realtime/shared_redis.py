@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django_redis import get_redis_connection
-from redis import Redis
+from redis import Redis, exceptions
 from redis.exceptions import RedisError
 
-__all__ = ["RedisError", "connection", "key"]
+__all__ = ["UNREACHABLE", "RedisError", "connection", "key"]
+
+# The RedisErrors of a Redis that could not be reached, rather than one that refused a command.
+UNREACHABLE = (exceptions.ConnectionError, exceptions.TimeoutError)
 
 
 def connection() -> Redis:

@@ -100,14 +100,14 @@ def _look_up_peer(view: BrowserView, chat_id: int) -> User | None:
         return None
     peer = User.objects.filter(chat_memberships__chat_id=chat_id).exclude(pk=view.user.pk).first()
     if peer is not None:
-        view.peers[chat_id] = peer
+        view.remember_peer(chat_id, peer)
     return peer
 
 
 async def chat_update_html(frame: dict, view: BrowserView) -> str:
     """The sidebar row of the chat, redrawn and moved to the top (redrawn in place for a read)."""
     chat_id = int(frame["chat_id"])
-    friend = view.peers.get(chat_id) or await database_sync_to_async(_look_up_peer)(view, chat_id)
+    friend = view.peer(chat_id) or await database_sync_to_async(_look_up_peer)(view, chat_id)
     if friend is None:
         return ""
     last = frame.get("last_message")
@@ -128,7 +128,7 @@ async def chat_update_html(frame: dict, view: BrowserView) -> str:
 
 async def typing_html(frame: dict, view: BrowserView) -> str:
     """ "... is typing": in a one-to-one chat the socket knows, the typist is its other person."""
-    peer = view.peers.get(frame["chat_id"])
+    peer = view.peer(frame["chat_id"])
     user = peer if peer is not None and peer.pk == frame["user_id"] else await _user(frame["user_id"])
     if user is None:
         return ""

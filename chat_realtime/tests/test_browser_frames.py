@@ -156,6 +156,26 @@ def test_a_socket_looks_up_a_chats_person_once_and_again_after_a_friendship_chan
     assert view.peers == {}
 
 
+def test_a_chats_person_is_looked_up_again_after_a_while_so_a_new_name_shows(
+    friends_with_chat, monkeypatch, django_assert_num_queries
+):
+    from chat_realtime import browser_view
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+
+    alice, bob, chat = friends_with_chat
+    view = BrowserView(alice)
+    before, after = chat_update(chat, bob, "before"), chat_update(chat, bob, "after")
+    async_to_sync(render_for_browser)(before, view)
+    type(bob).objects.filter(pk=bob.pk).update(username="bob_renamed")
+    monkeypatch.setattr(browser_view, "PEER_SECONDS", 0)  # what it looked up is already old
+
+    with django_assert_num_queries(2):
+        html = async_to_sync(render_for_browser)(after, view)
+
+    assert "bob_renamed" in html
+
+
 def test_a_chat_update_for_a_chat_the_reader_is_not_in_draws_nothing_and_is_asked_again(
     friends_with_chat, make_user, django_assert_num_queries
 ):
@@ -207,7 +227,8 @@ async def test_a_message_renders_on_the_event_loop_once_its_socket_knows_the_cha
     message, _ = await sync_to_async(message_store().add)(
         chat_id=chat.pk, sender_id=bob.pk, text="no hop", image_url="", client_id="h1"
     )
-    view = BrowserView(alice, peers={chat.pk: bob}, online={bob.pk})
+    view = BrowserView(alice, online={bob.pk})
+    view.remember_peer(chat.pk, bob)
 
     # On the loop, any query would raise SynchronousOnlyOperation.
     html = await render_for_browser({**new_message_frame(message), "unread_count": 2}, view)
@@ -223,10 +244,44 @@ async def test_typing_names_the_typist_whether_or_not_the_socket_knows_the_chat(
     alice, bob, chat = friends_with_chat
     frame = {"type": "typing", "chat_id": chat.pk, "user_id": alice.pk}
 
-    known = await render_for_browser(frame, BrowserView(bob, peers={chat.pk: alice}))  # on the loop: no query
+    bobs_view = BrowserView(bob)
+    bobs_view.remember_peer(chat.pk, alice)
+    known = await render_for_browser(frame, bobs_view)  # on the loop: no query
     asked = await render_for_browser(frame, BrowserView(bob))
     gone = await render_for_browser({**frame, "user_id": 10**9}, BrowserView(bob))
 
     assert f'id="typing-{chat.pk}"' in known and f"{alice.username} is typing" in known
     assert asked == known
     assert gone == ""
+
+
+async def test_a_friend_online_before_the_page_opened_shows_online_in_its_rows(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    bob_api = await api_socket(bob)
+    alice_page = await browser_socket(alice)
+    await received(alice_page)  # online_friends: bob
+
+    await bob_api.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "hi", "client_id": "s1"})
+    html = await received(alice_page)
+
+    assert f'presence-dot presence-{bob.pk} online"' in html
+    await alice_page.disconnect()
+    await bob_api.disconnect()
+
+
+def test_a_new_friend_who_is_online_shows_online_in_the_rows_drawn_after(user, make_user):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+    from presence import services as presence
+
+    alice, bob = user, make_user()
+    presence.connect(user_id=bob.pk, connection_id="bobs-tab")
+    friends_services.send_friend_request(sender=alice, receiver_id=bob.pk)
+    _, chat, _ = friends_services.accept_friend_request(receiver=bob, requester_id=alice.pk)
+    friendship = {"type": "friendship", "user_id": bob.pk, "state": "friends", "chat_id": chat.pk}
+    view = BrowserView(alice)
+
+    html = async_to_sync(render_for_browser)(friendship, view)
+
+    assert view.online == {bob.pk}
+    assert f'presence-dot presence-{bob.pk} online"' in html
