@@ -29,6 +29,7 @@ import asyncio
 import http.client
 import itertools
 import json
+import re
 import statistics
 import sys
 import time
@@ -55,6 +56,8 @@ PASSWORD = "bench-password-2026"
 REGISTER_THREADS = 4
 # Websocket handshakes in flight at once when opening many.
 OPEN_CONCURRENCY = 20
+# The message id of a bubble as the page renders it (messaging/partials/_message.html).
+BUBBLE_ID = re.compile(r'data-message-id="([^"]+)"')
 # A frame not here after this long is lost: fail loudly rather than wait forever.
 FRAME_TIMEOUT_S = 30
 
@@ -195,7 +198,8 @@ class BrowserSide(AppSide):
     """One person's socket as the browser opens it (`?format=html`): JSON frames in, HTML fragments out.
 
     The frames it sends are the page's own (static/js/app.js sends these same
-    JSON frames); what comes back is what htmx swaps into the page.
+    JSON frames, and marks each message read as it arrives in the chat on
+    screen); what comes back is what htmx swaps into the page.
     """
 
     def __init__(self, base: str, token: str, chat_id: int, tag: str) -> None:
@@ -211,17 +215,25 @@ class BrowserSide(AppSide):
         await self.wait_for_html("the join", "bench_joined")
 
     async def received(self, n: int) -> None:
-        await self.wait_for_html(f"message {n}", f'<p class="text">message {n}</p>')
+        html = await self.wait_for_html(f"message {n}", f'<p class="text">message {n}</p>')
+        # As the page does with a chat on screen (static/js/app.js, markLatestRead): it has read what arrived.
+        message_id = BUBBLE_ID.search(html)
+        if message_id is None:
+            raise RuntimeError(f"chat {self.chat_id}: a bubble without its message id: {html[:300]}")
+        await self.socket.send(
+            json.dumps({"type": "mark_read", "chat_id": self.chat_id, "message_id": message_id.group(1)})
+        )
 
-    async def wait_for_html(self, what: str, marker: str) -> None:
-        """Read fragments until one holds `marker`; a refusal, or FRAME_TIMEOUT_S without it, fails the run."""
+    async def wait_for_html(self, what: str, marker: str) -> str:
+        """Read fragments until one holds `marker` (answered); a refusal, or FRAME_TIMEOUT_S without it,
+        fails the run."""
         try:
             async with asyncio.timeout(FRAME_TIMEOUT_S):
                 while True:
                     html = await self.socket.recv()
                     self.seen = [*self.seen[-4:], html[:80]]
                     if marker in html:
-                        return
+                        return html
                     if "Not sent:" in html:
                         raise RuntimeError(f"chat {self.chat_id}: {html[:300]} while waiting for {what}")
         except TimeoutError:
