@@ -38,6 +38,22 @@ def kept_and_recounted(chat) -> tuple[dict[int, int], dict[int, int]]:
     )
 
 
+def statements_of(call) -> list[str]:
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        call()
+    return statements
+
+
+def counts(statements: list[str]) -> list[str]:
+    return [sql for sql in statements if "SUM(CASE" in sql or "COUNT(" in sql.upper()]
+
+
 # A step: a batch of sends by some of the people (the same client id twice is a resend), or one of them
 # reads up to one of the latest messages.
 steps = st.lists(
@@ -70,17 +86,28 @@ def test_kept_counts_equal_a_recount_after_any_sends_resends_and_reads(friends_w
 
 def test_a_batch_counts_nothing_it_can_add_up(friends_with_chat, unlimited_messages):
     alice, bob, chat = friends_with_chat
-    statements = []
 
-    def record(execute, sql, params, many, context):
-        statements.append(sql)
-        return execute(sql, params, many, context)
+    batch = [draft(alice, chat), draft(bob, chat), draft(alice, chat)]
 
-    with connection.execute_wrapper(record):
-        services.send_messages([draft(alice, chat), draft(bob, chat), draft(alice, chat)])
+    statements = statements_of(lambda: services.send_messages(batch))
 
-    assert not [sql for sql in statements if "SUM(CASE" in sql or "COUNT(" in sql.upper()]
+    assert counts(statements) == []
     assert kept_and_recounted(chat) == ({alice.pk: 0, bob.pk: 1}, {alice.pk: 0, bob.pk: 1})
+
+
+def test_reading_the_newest_message_counts_nothing_and_an_older_one_counts_what_came_after(
+    friends_with_chat, unlimited_messages
+):
+    alice, bob, chat = friends_with_chat
+    older, newer, newest = (o.message for o in services.send_messages([draft(alice, chat) for _ in range(3)]))
+
+    to_older = statements_of(lambda: services.mark_read(user=bob, chat_id=chat.pk, message_id=older.id))
+    after_older = kept_and_recounted(chat)
+    to_newest = statements_of(lambda: services.mark_read(user=bob, chat_id=chat.pk, message_id=newest.id))
+
+    assert len(counts(to_older)) == 1 and after_older == ({alice.pk: 0, bob.pk: 2}, {alice.pk: 0, bob.pk: 2})
+    assert counts(to_newest) == []
+    assert kept_and_recounted(chat) == ({alice.pk: 0, bob.pk: 0}, {alice.pk: 0, bob.pk: 0})
 
 
 def test_a_send_that_repairs_one_stored_earlier_counts_what_came_after_it(friends_with_chat, unlimited_messages):
