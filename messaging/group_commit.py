@@ -1,16 +1,19 @@
-"""Group commit of websocket sends: the drafts that arrive while one batch is
-being written go into the next, as one store write and one SQL transaction.
+"""Group commit of websocket writes: the sends (and the reads) that arrive while one batch is being
+written go into the next, as one SQL transaction (and, for sends, one store write).
 
 Nothing waits for a batch to fill: a lone send is written at once, as before.
 Under load, each batch takes whatever queued up during the previous one, so
 the database thread does one job per batch instead of one per message, and
 every message is still acknowledged only after it is stored.
 
-The database thread writes batch after batch while drafts keep coming (for at
+The database thread writes batch after batch while jobs keep coming (for at
 most DRAIN_SECONDS, then other database work gets its turn), and answers each
 batch's senders as soon as that batch is committed. Going back to the event
 loop between batches cost the thread the loop's latency twice per batch:
 a quarter to a third of its time under load (docs/benchmarks.md, fourth round).
+
+Reads queue the same way: a browser marks each message read as it arrives, so
+there is a read for about every message sent (docs/benchmarks.md, eighth profile).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
@@ -34,25 +39,31 @@ MAX_BATCH = 100
 # How long the database thread keeps writing batches before other database work (reads, presence) gets a turn.
 DRAIN_SECONDS = 0.02
 
-Answer = asyncio.Future[services.SentMessage | ApplicationError]
-Outcomes = list[services.SentMessage | ApplicationError]
-Batch = list[tuple[services.MessageDraft, Answer]]
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+Answer = asyncio.Future[Any]
+Outcomes = list[Any]
+Batch = list[tuple[Any, Answer]]
 
 
-class SendQueue:
-    def __init__(self) -> None:
+class GroupCommitQueue(Generic[Job, Result]):
+    """Jobs written in batches by `write_batch` (named in `services`, looked up at each batch), which answers
+    each job's result or the ApplicationError that refused it, in the order of the jobs."""
+
+    def __init__(self, write_batch: str) -> None:
+        self.write_batch = write_batch
         # Filled on the loop, taken by the database thread: the lock keeps each batch whole.
         self.waiting: Batch = []
         self.lock = threading.Lock()
         self.writing = False
         self.writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
 
-    async def send(self, draft: services.MessageDraft) -> services.SentMessage:
-        """Send one draft with whatever else is queued; raises the ApplicationError that refused it."""
+    async def submit(self, job: Job) -> Result:
+        """Write one job with whatever else is queued; raises the ApplicationError that refused it."""
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
         with self.lock:
-            self.waiting.append((draft, answer))
+            self.waiting.append((job, answer))
         if not self.writing:
             self.writing = True
             self.writer = loop.create_task(self._write_all())
@@ -70,8 +81,8 @@ class SendQueue:
                     await database_sync_to_async(self._drain)(loop)
                 except Exception as error:
                     # Not a batch failing (the drain answers those) but the thread's own work around it:
-                    # every draft still queued hears so rather than wait for an answer that never comes.
-                    logger.exception("the send queue's database thread failed")
+                    # every job still queued hears so rather than wait for an answer that never comes.
+                    logger.exception("the database thread of the %s queue failed", self.write_batch)
                     with self.lock:
                         stranded, self.waiting = self.waiting, []
                     _answer(stranded, error)
@@ -97,7 +108,7 @@ class SendQueue:
             if not batch:
                 return
             try:
-                outcome: Outcomes | BaseException = services.send_messages([draft for draft, _ in batch])
+                outcome: Outcomes | BaseException = getattr(services, self.write_batch)([job for job, _ in batch])
             except Exception as error:
                 outcome = error
             except BaseException:
@@ -107,7 +118,7 @@ class SendQueue:
                 return  # the loop is gone, and its senders with it
             if isinstance(outcome, DatabaseError):
                 return
-            # Any other failure was this batch's own (a bug in one draft's path, say): the next may go through.
+            # Any other failure was this batch's own (a bug in one job's path, say): the next may go through.
 
 
 def _post(loop: asyncio.AbstractEventLoop, batch: Batch, outcome: Outcomes | BaseException) -> bool:
@@ -130,5 +141,10 @@ def _answer(batch: Batch, outcome: Outcomes | BaseException) -> None:
             answer.set_result(outcome[index])
 
 
-# One queue per event loop: the queue's futures belong to the loop that made them.
-send_queue = PerLoop(SendQueue).get
+# One queue of each per event loop: the queue's futures belong to the loop that made them.
+send_queue: Callable[[], GroupCommitQueue[services.MessageDraft, services.SentMessage]] = PerLoop(
+    lambda: GroupCommitQueue("send_messages")
+).get
+read_queue: Callable[[], GroupCommitQueue[services.ReadMark, None]] = PerLoop(
+    lambda: GroupCommitQueue("mark_reads")
+).get

@@ -131,6 +131,17 @@ class ChatParticipantQuerySet(models.QuerySet):
             cursor.execute(f"SELECT 1 FROM {table} WHERE chat_id = %s AND user_id = %s", [chat_id, user_id])  # noqa: S608
             return cursor.fetchone() is not None
 
+    def members_among(self, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Those of these (chat id, user id) pairs that are memberships, in one query."""
+        if not pairs:
+            return set()
+        connection = connections[self.db]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        match = " OR ".join("(chat_id = %s AND user_id = %s)" for _ in pairs)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT chat_id, user_id FROM {table} WHERE {match}", [v for pair in pairs for v in pair])  # noqa: S608
+            return {(chat_id, user_id) for chat_id, user_id in cursor.fetchall()}
+
     def set_read_state(self, states: dict[int, tuple[str, int]]) -> None:
         """Set each membership's (by id) last read message and unread count in one UPDATE."""
         if not states:

@@ -18,17 +18,18 @@ def participant(*, user_id: int, chat_id: int) -> ChatParticipant:
     """The user's membership of the chat, or 404 whether the chat exists or not."""
     membership = ChatParticipant.objects.select_related("chat").filter(chat_id=chat_id, user_id=user_id).first()
     if membership is None:
-        raise _no_such_chat()
+        raise no_such_chat()
     return membership
 
 
 def ensure_participant(*, user_id: int, chat_id: int) -> None:
     """404 unless the user is in the chat, as `participant`, for those that need nothing of the membership."""
     if not ChatParticipant.objects.is_member(chat_id=chat_id, user_id=user_id):
-        raise _no_such_chat()
+        raise no_such_chat()
 
 
-def _no_such_chat() -> NotFoundError:
+def no_such_chat() -> NotFoundError:
+    """The one answer for a chat that does not exist and for one that is not yours."""
     return NotFoundError("No such chat.")
 
 

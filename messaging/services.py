@@ -485,37 +485,97 @@ def _publish_chat_updates(
     publish(updates)
 
 
-@transaction.atomic
-def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
-    """Move the user's read position to `message_id` (never backwards) and tell the others.
+@dataclass(frozen=True)
+class ReadMark:
+    """One "read up to here", as an entry point received it: nothing checked yet."""
 
-    A browser marks every message read as it arrives in the chat on screen, so this runs about as
-    often as sending: the usual case, the chat's newest message, costs four statements besides the
-    transaction's (three when the position does not move), and no count: nothing comes after the newest.
+    user: User
+    chat_id: int
+    message_id: Any
+
+
+def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
+    """Move the user's read position to `message_id` (never backwards) and tell the others."""
+    refused = mark_reads([ReadMark(user=user, chat_id=chat_id, message_id=message_id)])[0]
+    if refused is not None:
+        raise refused
+
+
+def mark_reads(marks: list[ReadMark]) -> list[ApplicationError | None]:
+    """Several reads at once, each checked and answered on its own (None, or the error that refused it),
+    in one transaction: a browser marks every message read as it arrives in the chat on screen, so reads
+    come about as often as sends (messaging.group_commit batches them alike).
+
+    The usual read, up to its chat's newest message, costs no count: nothing comes after the newest.
+    Marks of one person in one chat apply in order; one that is not past the position is no change.
     """
-    if not isinstance(message_id, str) or not message_id:
-        raise ValidationFailed({"message_id": ["message_id must be a message id (a string)."]})
+    outcomes: list[ApplicationError | None] = [None] * len(marks)
+    for index, mark in enumerate(marks):
+        if not isinstance(mark.message_id, str) or not mark.message_id:
+            outcomes[index] = ValidationFailed({"message_id": ["message_id must be a message id (a string)."]})
     # Asked before anything is locked: nobody locks a chat that is not theirs.
-    selectors.ensure_participant(user_id=user.pk, chat_id=chat_id)
-    # Locked as a batch of sends locks them, chat first: a batch into this chat commits before the reads
-    # below (which then see its messages), or starts after this commits (and counts from its position).
-    _, memberships = Chat.objects.lock_with_read_states([chat_id])
-    membership = next((state for state in memberships if state.user_id == user.pk), None)
-    if membership is None:
-        raise NotFoundError("No such chat.")  # left it meanwhile
-    store = message_store()
-    latest = store.latest(chat_id)
-    message = latest if latest is not None and latest.id == message_id else store.get(message_id)
-    if message is None or message.chat_id != chat_id:
-        raise NotFoundError("No such message in this chat.")
-    if not _is_newer(message.id, membership.last_read_message_id):
-        return
-    unread = 0 if message is latest else store.count_unread([UnreadWindow(chat_id, message.id, user.pk)])[0]
-    ChatParticipant.objects.set_read_state({membership.membership_id: (message.id, unread)})
-    publish_to_chat(
-        chat_id, events.read_frame(chat_id=chat_id, user_id=user.pk, message_id=message.id), exclude_user_id=user.pk
+    members = ChatParticipant.objects.members_among(
+        [(mark.chat_id, mark.user.pk) for index, mark in enumerate(marks) if outcomes[index] is None]
     )
-    _publish_chat_updates({chat_id: latest}, readers=[(chat_id, user.pk, unread)], sender_known=False)
+    todo = {}
+    for index, mark in enumerate(marks):
+        if outcomes[index] is None:
+            if (mark.chat_id, mark.user.pk) in members:
+                todo[index] = mark
+            else:
+                outcomes[index] = selectors.no_such_chat()
+    if todo:
+        with transaction.atomic():
+            _mark_reads(todo, outcomes)
+    return outcomes
+
+
+def _mark_reads(marks: dict[int, ReadMark], outcomes: list[ApplicationError | None]) -> None:
+    store = message_store()
+    # Locked as a batch of sends locks them, chats first: a batch into these chats commits before the reads
+    # below (which then see its messages), or starts after this commits (and counts from the new positions).
+    _, memberships = Chat.objects.lock_with_read_states({mark.chat_id for mark in marks.values()})
+    positions = {(state.chat_id, state.user_id): state for state in memberships}
+    latest = store.latest_of_chats(sorted({mark.chat_id for mark in marks.values()}))
+    moved: dict[tuple[int, int], StoredMessage] = {}  # (chat, user) -> the message read up to
+    for index, mark in marks.items():
+        key = (mark.chat_id, mark.user.pk)
+        state = positions.get(key)
+        if state is None:
+            outcomes[index] = selectors.no_such_chat()  # left it meanwhile
+            continue
+        newest = latest.get(mark.chat_id)
+        message = newest if newest is not None and newest.id == mark.message_id else store.get(mark.message_id)
+        if message is None or message.chat_id != mark.chat_id:
+            outcomes[index] = NotFoundError("No such message in this chat.")
+            continue
+        position = moved[key].id if key in moved else state.last_read_message_id
+        if _is_newer(message.id, position):
+            moved[key] = message
+    if not moved:
+        return
+    # Up to the newest, nothing is unread; up to an older message, what the others sent after it.
+    behind = {key: message for key, message in moved.items() if message != latest.get(key[0])}
+    windows = [UnreadWindow(chat_id, message.id, user_id) for (chat_id, user_id), message in behind.items()]
+    unread = dict.fromkeys(moved, 0) | dict(zip(behind, store.count_unread(windows), strict=True))
+    ChatParticipant.objects.set_read_state(
+        {positions[key].membership_id: (message.id, unread[key]) for key, message in moved.items()}
+    )
+    publish(
+        [
+            to_chat(
+                chat_id,
+                events.read_frame(chat_id=chat_id, user_id=user_id, message_id=message.id),
+                exclude_user_id=user_id,
+            )
+            for (chat_id, user_id), message in moved.items()
+        ]
+    )
+    _publish_chat_updates(
+        {chat_id: latest.get(chat_id) for chat_id, _ in moved},
+        readers=[(chat_id, user_id, unread[(chat_id, user_id)]) for chat_id, user_id in moved],
+        sender_known=False,
+    )
 
 
 RECOUNT_CHATS_PER_TRANSACTION = 200

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 
 from chat_realtime.errors import ApplicationError, ValidationFailed
 from messaging import events, services
-from messaging.group_commit import send_queue
+from messaging.group_commit import read_queue, send_queue
 
 if TYPE_CHECKING:
     from chat_realtime.consumers import RealtimeConsumer
@@ -53,7 +53,7 @@ async def send_message(connection: RealtimeConsumer, frame: Frame) -> Frame:
         grant=connection.write_grants.get(chat_id),
     )
     try:
-        sent = await send_queue().send(draft)
+        sent = await send_queue().submit(draft)
     except ApplicationError:
         connection.write_grants.pop(chat_id, None)
         raise
@@ -70,9 +70,8 @@ async def typing(connection: RealtimeConsumer, frame: Frame) -> None:
 
 
 async def mark_read(connection: RealtimeConsumer, frame: Frame) -> None:
-    await database_sync_to_async(services.mark_read)(
-        user=connection.user, chat_id=_chat_id(frame), message_id=frame.get("message_id")
-    )
+    mark = services.ReadMark(user=connection.user, chat_id=_chat_id(frame), message_id=frame.get("message_id"))
+    await read_queue().submit(mark)
 
 
 FRAME_HANDLERS = {

@@ -12,7 +12,8 @@ from chat_realtime.errors import ApplicationError
 from chat_realtime.tests.sockets import ask, close, of_type, open_socket
 from chat_realtime.tests.sockets import drain as drain_all
 from messaging import group_commit, services
-from messaging.group_commit import MAX_BATCH, SendQueue, send_queue
+from messaging.group_commit import MAX_BATCH, GroupCommitQueue, read_queue, send_queue
+from messaging.models import ChatParticipant
 from messaging.store import message_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -167,19 +168,25 @@ def test_a_grant_skips_the_checks_until_it_expires(friends_with_chat, unlimited_
     assert expired.code == "not_friends"
 
 
+def batch_sizes(monkeypatch, write_batch: str) -> list[int]:
+    """The size of each batch `services.<write_batch>` writes from now on."""
+    sizes: list[int] = []
+    real = getattr(services, write_batch)
+
+    def recording(jobs):
+        sizes.append(len(jobs))
+        return real(jobs)
+
+    monkeypatch.setattr(services, write_batch, recording)
+    return sizes
+
+
 async def test_concurrent_sends_share_one_database_call(friends_with_chat, unlimited_messages, monkeypatch):
     alice, bob, chat = friends_with_chat
-    batches = []
-    real_send_messages = services.send_messages
-
-    def recording(drafts):
-        batches.append(len(drafts))
-        return real_send_messages(drafts)
-
-    monkeypatch.setattr(services, "send_messages", recording)
+    batches = batch_sizes(monkeypatch, "send_messages")
     queue = send_queue()
 
-    sent = await asyncio.gather(*(queue.send(draft(alice, chat, f"c{n}")) for n in range(10)))
+    sent = await asyncio.gather(*(queue.submit(draft(alice, chat, f"c{n}")) for n in range(10)))
 
     assert sorted(s.message.client_id for s in sent) == sorted(f"c{n}" for n in range(10))
     assert batches == [10]  # all ten queued before the first write started
@@ -191,7 +198,7 @@ def recorded_batches(monkeypatch, fail_first_with: Exception | None = None) -> t
     raises `fail_first_with` if given."""
     batches: list[int] = []
     drains: list[int] = []
-    real_send_messages, real_drain = services.send_messages, SendQueue._drain
+    real_send_messages, real_drain = services.send_messages, GroupCommitQueue._drain
 
     def recording(drafts):
         batches.append(len(drafts))
@@ -204,14 +211,14 @@ def recorded_batches(monkeypatch, fail_first_with: Exception | None = None) -> t
         return real_drain(self, loop)
 
     monkeypatch.setattr(services, "send_messages", recording)
-    monkeypatch.setattr(SendQueue, "_drain", counted)
+    monkeypatch.setattr(GroupCommitQueue, "_drain", counted)
     monkeypatch.setattr(group_commit, "DRAIN_SECONDS", 60)  # a slow test machine must not end a drain early
     return batches, drains
 
 
 async def send_all(sender, chat, count: int) -> list:
     """`count` sends queued at once; each one's outcome (a SentMessage or what it raised), within 10 s."""
-    sends = (send_queue().send(draft(sender, chat, f"c{n}")) for n in range(count))
+    sends = (send_queue().submit(draft(sender, chat, f"c{n}")) for n in range(count))
     return await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), timeout=10)
 
 
@@ -258,7 +265,7 @@ async def test_when_the_database_thread_itself_fails_every_waiting_sender_hears_
     def broken(self, loop):
         raise RuntimeError("the thread's own work failed")
 
-    monkeypatch.setattr(SendQueue, "_drain", broken)
+    monkeypatch.setattr(GroupCommitQueue, "_drain", broken)
 
     outcomes = await send_all(alice, chat, 3)
 
@@ -272,7 +279,7 @@ async def test_a_refusal_in_a_shared_batch_reaches_only_its_sender(friends_with_
     queue = send_queue()
 
     good, bad = await asyncio.gather(
-        queue.send(draft(alice, chat, "ok")), queue.send(draft(stranger, chat, "no")), return_exceptions=True
+        queue.submit(draft(alice, chat, "ok")), queue.submit(draft(stranger, chat, "no")), return_exceptions=True
     )
 
     assert good.created
@@ -580,3 +587,65 @@ def test_a_batch_waiting_for_a_chat_does_not_deadlock_the_batch_that_holds_it(ma
 
     assert "error" not in answers, answers.get("error")
     assert answers["existing"] == {chats[0].pk, chats[1].pk}
+
+
+def test_a_batch_of_reads_answers_each_on_its_own_and_counts_only_for_a_read_short_of_the_newest(
+    friends_with_chat, make_user, unlimited_messages
+):
+    alice, bob, chat = friends_with_chat
+    older, newest = (o.message for o in services.send_messages([draft(alice, chat, "r1"), draft(alice, chat, "r2")]))
+    carol = make_user()
+    mark = services.ReadMark
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        outcomes = services.mark_reads(
+            [
+                mark(user=bob, chat_id=chat.pk, message_id=older.id),
+                mark(user=bob, chat_id=chat.pk, message_id=None),  # not an id
+                mark(user=carol, chat_id=chat.pk, message_id=newest.id),  # not in the chat
+                mark(user=alice, chat_id=chat.pk, message_id="999999999"),  # no such message
+                mark(user=alice, chat_id=chat.pk, message_id=newest.id),
+            ]
+        )
+
+    assert [o.code if o else None for o in outcomes] == [None, "validation_error", "not_found", "not_found", None]
+    positions = dict(ChatParticipant.objects.filter(chat=chat).values_list("user_id", "unread_count"))
+    assert positions == {alice.pk: 0, bob.pk: 1}  # bob read up to the older one: the newest is unread
+    assert len([sql for sql in statements if "SUM(CASE" in sql]) == 1  # bob's window only
+
+
+def test_reads_of_one_person_in_one_chat_apply_in_order_and_never_move_back(friends_with_chat, unlimited_messages):
+    alice, bob, chat = friends_with_chat
+    older, newest = (o.message for o in services.send_messages([draft(alice, chat, "o1"), draft(alice, chat, "o2")]))
+
+    outcomes = services.mark_reads(
+        [
+            services.ReadMark(user=bob, chat_id=chat.pk, message_id=newest.id),
+            services.ReadMark(user=bob, chat_id=chat.pk, message_id=older.id),
+        ]
+    )
+
+    membership = ChatParticipant.objects.get(chat=chat, user=bob)
+    assert outcomes == [None, None]
+    assert (membership.last_read_message_id, membership.unread_count) == (newest.id, 0)
+
+
+async def test_concurrent_reads_share_one_database_call(friends_with_chat, unlimited_messages, monkeypatch):
+    alice, bob, chat = friends_with_chat
+    sent = await sync_to_async(services.send_messages)([draft(alice, chat, f"m{n}") for n in range(3)])
+    batches = batch_sizes(monkeypatch, "mark_reads")
+    queue = read_queue()
+
+    answers = await asyncio.gather(
+        *(queue.submit(services.ReadMark(user=bob, chat_id=chat.pk, message_id=s.message.id)) for s in sent)
+    )
+
+    assert answers == [None, None, None]
+    assert batches == [3]
+    membership = await sync_to_async(ChatParticipant.objects.get)(chat=chat, user=bob)
+    assert (membership.last_read_message_id, membership.unread_count) == (sent[-1].message.id, 0)
