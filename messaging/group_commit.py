@@ -47,10 +47,11 @@ Batch = list[tuple[Any, Answer]]
 
 
 class GroupCommitQueue(Generic[Job, Result]):
-    """Jobs written in batches by `write_batch` (named in `services`, looked up at each batch), which answers
-    each job's result or the ApplicationError that refused it, in the order of the jobs."""
+    """Jobs written in batches by `write_batch`, which answers each job's result or the ApplicationError
+    that refused it, in the order of the jobs; `name` names the queue in the log."""
 
-    def __init__(self, write_batch: str) -> None:
+    def __init__(self, name: str, write_batch: Callable[[list[Job]], list[Result | ApplicationError]]) -> None:
+        self.name = name
         self.write_batch = write_batch
         # Filled on the loop, taken by the database thread: the lock keeps each batch whole.
         self.waiting: Batch = []
@@ -82,7 +83,7 @@ class GroupCommitQueue(Generic[Job, Result]):
                 except Exception as error:
                     # Not a batch failing (the drain answers those) but the thread's own work around it:
                     # every job still queued hears so rather than wait for an answer that never comes.
-                    logger.exception("the database thread of the %s queue failed", self.write_batch)
+                    logger.exception("the database thread of the %s queue failed", self.name)
                     with self.lock:
                         stranded, self.waiting = self.waiting, []
                     _answer(stranded, error)
@@ -108,7 +109,7 @@ class GroupCommitQueue(Generic[Job, Result]):
             if not batch:
                 return
             try:
-                outcome: Outcomes | BaseException = getattr(services, self.write_batch)([job for job, _ in batch])
+                outcome: Outcomes | BaseException = self.write_batch([job for job, _ in batch])
             except Exception as error:
                 outcome = error
             except BaseException:
@@ -142,9 +143,10 @@ def _answer(batch: Batch, outcome: Outcomes | BaseException) -> None:
 
 
 # One queue of each per event loop: the queue's futures belong to the loop that made them.
+# The services are looked up at each batch (tests replace them).
 send_queue: Callable[[], GroupCommitQueue[services.MessageDraft, services.SentMessage]] = PerLoop(
-    lambda: GroupCommitQueue("send_messages")
+    lambda: GroupCommitQueue("send", lambda drafts: services.send_messages(drafts))
 ).get
 read_queue: Callable[[], GroupCommitQueue[services.ReadMark, None]] = PerLoop(
-    lambda: GroupCommitQueue("mark_reads")
+    lambda: GroupCommitQueue("read", lambda marks: services.mark_reads(marks))
 ).get

@@ -525,8 +525,15 @@ def mark_reads(marks: list[ReadMark]) -> list[ApplicationError | None]:
             else:
                 outcomes[index] = selectors.no_such_chat()
     if todo:
-        with transaction.atomic():
-            _mark_reads(todo, outcomes)
+        try:
+            with transaction.atomic():
+                _mark_reads(todo, outcomes)
+        except MessageStoreUnavailable as error:
+            # Nothing of the batch was written: each mark not refused on its own hears that the store is down.
+            logger.error("message store unavailable: %s", error)
+            for index in todo:
+                if outcomes[index] is None:
+                    outcomes[index] = _store_down()
     return outcomes
 
 
@@ -555,7 +562,11 @@ def _mark_reads(marks: dict[int, ReadMark], outcomes: list[ApplicationError | No
     if not moved:
         return
     # Up to the newest, nothing is unread; up to an older message, what the others sent after it.
-    behind = {key: message for key, message in moved.items() if message != latest.get(key[0])}
+    behind = {
+        key: message
+        for key, message in moved.items()
+        if (newest := latest.get(key[0])) is None or message.id != newest.id
+    }
     windows = [UnreadWindow(chat_id, message.id, user_id) for (chat_id, user_id), message in behind.items()]
     unread = dict.fromkeys(moved, 0) | dict(zip(behind, store.count_unread(windows), strict=True))
     ChatParticipant.objects.set_read_state(

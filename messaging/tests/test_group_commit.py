@@ -614,6 +614,7 @@ def test_a_batch_of_reads_answers_each_on_its_own_and_counts_only_for_a_read_sho
         )
 
     assert [o.code if o else None for o in outcomes] == [None, "validation_error", "not_found", "not_found", None]
+    assert [outcomes[2].message, outcomes[3].message] == ["No such chat.", "No such message in this chat."]
     positions = dict(ChatParticipant.objects.filter(chat=chat).values_list("user_id", "unread_count"))
     assert positions == {alice.pk: 0, bob.pk: 1}  # bob read up to the older one: the newest is unread
     assert len([sql for sql in statements if "SUM(CASE" in sql]) == 1  # bob's window only
@@ -649,3 +650,48 @@ async def test_concurrent_reads_share_one_database_call(friends_with_chat, unlim
     assert batches == [3]
     membership = await sync_to_async(ChatParticipant.objects.get)(chat=chat, user=bob)
     assert (membership.last_read_message_id, membership.unread_count) == (sent[-1].message.id, 0)
+
+
+def broken(*args, **kwargs):
+    """As pymongo fails when the server is unreachable."""
+    from pymongo.errors import AutoReconnect
+
+    raise AutoReconnect("connection refused")
+
+
+def test_when_the_store_is_down_a_batch_of_reads_writes_nothing_and_keeps_each_refusal(
+    friends_with_chat, make_user, mongo_store, monkeypatch
+):
+    alice, bob, chat = friends_with_chat
+    sent = services.send_message(sender=alice, chat_id=chat.pk, text="hi", client_id="d1").message
+    monkeypatch.setattr(mongo_store.collection, "aggregate", broken)
+    monkeypatch.setattr(mongo_store.collection, "find_one", broken)
+
+    outcomes = services.mark_reads(
+        [
+            services.ReadMark(user=bob, chat_id=chat.pk, message_id=sent.id),
+            services.ReadMark(user=make_user(), chat_id=chat.pk, message_id=sent.id),
+            services.ReadMark(user=alice, chat_id=chat.pk, message_id=""),
+        ]
+    )
+
+    assert [o.code for o in outcomes] == ["store_unavailable", "not_found", "validation_error"]
+    assert ChatParticipant.objects.get(chat=chat, user=bob).unread_count == 1
+
+
+async def test_a_refused_read_in_a_shared_batch_reaches_only_its_reader(friends_with_chat, make_user):
+    alice, bob, chat = friends_with_chat
+    sent = await sync_to_async(services.send_message)(sender=alice, chat_id=chat.pk, text="hi", client_id="q1")
+    stranger = await sync_to_async(make_user)()
+    queue = read_queue()
+
+    read, refused = await asyncio.gather(
+        queue.submit(services.ReadMark(user=bob, chat_id=chat.pk, message_id=sent.message.id)),
+        queue.submit(services.ReadMark(user=stranger, chat_id=chat.pk, message_id=sent.message.id)),
+        return_exceptions=True,
+    )
+
+    assert read is None
+    assert isinstance(refused, ApplicationError) and refused.code == "not_found"
+    membership = await sync_to_async(ChatParticipant.objects.get)(chat=chat, user=bob)
+    assert (membership.last_read_message_id, membership.unread_count) == (sent.message.id, 0)
