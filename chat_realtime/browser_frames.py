@@ -10,8 +10,7 @@ Renderers are coroutines: those of a message's frames render on the event loop,
 with what the frame and the view hold; the others ask the database in its
 thread (`database_sync_to_async`). A message's fragments once took a thread
 hop, two queries and a Redis call each, behind the send queue's batches in the
-one database thread: the browser's chat ran at a third of its rate now
-(docs/benchmarks.md).
+one database thread (docs/benchmarks.md, eighth profile).
 """
 
 from __future__ import annotations
