@@ -371,6 +371,8 @@ def _record(
     for _, message in in_order:
         arrived.setdefault(message.chat_id, []).append(message)
     created_ids = {message.id for _, message, created in recorded if created}
+    # A repaired message was in the store before this batch: a read since may have counted it already.
+    repaired_in = {message.chat_id for _, message in in_order if message.id not in created_ids}
 
     # What you send, you have read; what the others send is unread. The chats and their participants are
     # locked already, so nobody's read state moves between this and the chat_updates.
@@ -383,8 +385,10 @@ def _record(
             continue  # every draft to this chat was refused
         newest = newest_of_sender.get((chat_id, user_id))
         position = newest.id if newest is not None and _is_newer(newest.id, last_read) else last_read
-        if position != last_read and position not in created_ids:
-            # Moved to a resend of something stored earlier (a repair): what came after it is counted.
+        if chat_id in repaired_in or (position != last_read and position not in created_ids):
+            # A repair in the chat, or a position moved to a resend of something stored earlier: the store
+            # counts what is unread after the position, rather than adding the arrivals to a count that may
+            # hold some of them already.
             recount[pk] = (chat_id, user_id, position)
             continue
         # Their own newest message, if any, is among the arrivals: counting along them ends where it does.

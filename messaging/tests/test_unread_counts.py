@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import time
 
 import pytest
 from django.apps import apps
@@ -124,6 +125,22 @@ def test_a_send_that_repairs_one_stored_earlier_counts_what_came_after_it(friend
     assert not repaired.created
     kept, recounted = kept_and_recounted(chat)
     assert kept == recounted == {alice.pk: 2, bob.pk: 0}  # bob had read past it: his own two came after
+
+
+def test_a_repair_does_not_count_again_what_a_read_already_counted(friends_with_chat, unlimited_messages):
+    """A read after the store kept a message whose SQL side never happened counted it as unread already;
+    the resend that repairs it must not count it a second time."""
+    alice, bob, chat = friends_with_chat
+    (first,) = services.send_messages([draft(alice, chat, "m1")])
+    time.sleep(0.005)  # stored in a later millisecond than the chat's activity time: it will be announced
+    message_store().add(chat_id=chat.pk, sender_id=alice.pk, text="stored only", image_url="", client_id="lost")
+    services.mark_read(user=bob, chat_id=chat.pk, message_id=first.message.id)
+
+    (repaired,) = services.send_messages([draft(alice, chat, "lost")])
+
+    assert not repaired.created and repaired.announced
+    kept, recounted = kept_and_recounted(chat)
+    assert kept == recounted == {alice.pk: 0, bob.pk: 1}
 
 
 def test_recount_unread_fixes_counts_of_messages_written_past_the_services(friends_with_chat, capsys):
