@@ -25,11 +25,14 @@ class BrowserView:
     - `online`: the ids of the friends the page shows online, from the presence frames this socket
       delivered (`online_friends` on connecting, then `user_online` / `user_offline`): the chat rows it
       redraws agree with its dots.
+    - `rows`: chat id -> the last message (id and preview) of the sidebar row this socket drew last
+      for it: an update that shows the same (a read) redraws only the row's unread badge.
     """
 
     user: User
     peers: dict[int, tuple[User, float]] = field(default_factory=dict)
     online: set[int] = field(default_factory=set)
+    rows: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def peer(self, chat_id: int) -> User | None:
         """The chat's other person as looked up less than PEER_SECONDS ago; None if they must be looked up."""

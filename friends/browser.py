@@ -44,8 +44,9 @@ def notification_html(frame: dict, view: BrowserView) -> str:
 def friendship_html(frame: dict, view: BrowserView) -> str:
     """A relation changed: its action buttons, request rows and sidebar row follow."""
     user_id = int(frame["user_id"])
-    # Rows come and go with friendships: the chats' people are looked up again.
+    # Rows come and go with friendships: the chats' people are looked up again, their rows drawn whole.
     view.peers.clear()
+    view.rows.clear()
     parts = [
         render_to_string("friends/partials/_friend_action.html", {**action_context(view.user, user_id), "oob": True}),
         f"<div hx-swap-oob=\"delete:[data-request-user='{user_id}']\"></div>",

@@ -105,12 +105,18 @@ def _look_up_peer(view: BrowserView, chat_id: int) -> User | None:
 
 
 async def chat_update_html(frame: dict, view: BrowserView) -> str:
-    """The sidebar row of the chat, redrawn and moved to the top (redrawn in place for a read)."""
+    """The sidebar row of the chat, redrawn and moved to the top (redrawn in place for a read; only its
+    badge when the row this socket drew shows that last message already)."""
     chat_id = int(frame["chat_id"])
+    last = frame.get("last_message")
+    shows = (last["id"], last["preview"]) if last else None
+    moves_to_top = frame.get("sender_id") is not None
+    if not moves_to_top and shows is not None and view.rows.get(chat_id) == shows:
+        context = {"chat_id": chat_id, "unread_count": frame["unread_count"], "oob": True}
+        return render_to_string("messaging/partials/_unread_badge.html", context)
     friend = view.peer(chat_id) or await database_sync_to_async(_look_up_peer)(view, chat_id)
     if friend is None:
         return ""
-    last = frame.get("last_message")
     row = {
         "friend": friend,
         "chat_id": chat_id,
@@ -119,7 +125,10 @@ async def chat_update_html(frame: dict, view: BrowserView) -> str:
         "unread_count": frame["unread_count"],
         "online": friend.pk in view.online,
     }
-    moves_to_top = frame.get("sender_id") is not None
+    if shows is None:
+        view.rows.pop(chat_id, None)
+    else:
+        view.rows[chat_id] = shows
     if not moves_to_top:
         return render_to_string("messaging/partials/_chat_row.html", {"row": row, "oob": "true"})
     row_html = render_to_string("messaging/partials/_chat_row.html", {"row": row})

@@ -25,6 +25,14 @@ async def api_socket(user):
     return socket
 
 
+async def page_in_chat(user, chat):
+    """A browser socket that joined the chat, its first fragments read."""
+    page = await browser_socket(user)
+    await page.send_json_to({"type": "join_chat", "chat_id": chat.pk})
+    await received(page)
+    return page
+
+
 async def received(socket, quiet=0.3) -> str:
     html = []
     while not await socket.receive_nothing(timeout=quiet):
@@ -34,9 +42,7 @@ async def received(socket, quiet=0.3) -> str:
 
 async def test_a_new_message_arrives_as_the_bubble_the_page_renders(friends_with_chat):
     alice, bob, chat = friends_with_chat
-    bob_page = await browser_socket(bob)
-    await bob_page.send_json_to({"type": "join_chat", "chat_id": chat.pk})
-    await received(bob_page)
+    bob_page = await page_in_chat(bob, chat)
     alice_api = await api_socket(alice)
 
     await alice_api.send_json_to(
@@ -57,9 +63,7 @@ async def test_a_new_message_arrives_as_the_bubble_the_page_renders(friends_with
 
 async def test_the_senders_page_swaps_its_pending_bubble_for_the_stored_one(friends_with_chat):
     alice, bob, chat = friends_with_chat
-    alice_page = await browser_socket(alice)
-    await alice_page.send_json_to({"type": "join_chat", "chat_id": chat.pk})
-    await received(alice_page)
+    alice_page = await page_in_chat(alice, chat)
 
     await alice_page.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "hi", "client_id": "c42"})
     html = await received(alice_page)
@@ -285,3 +289,41 @@ def test_a_new_friend_who_is_online_shows_online_in_the_rows_drawn_after(user, m
 
     assert view.online == {bob.pk}
     assert f'presence-dot presence-{bob.pk} online"' in html
+
+
+def test_after_a_read_only_the_rows_badge_is_redrawn_unless_the_row_shows_another_last_message(friends_with_chat):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+
+    alice, bob, chat = friends_with_chat
+    view = BrowserView(alice)
+    arrived = chat_update(chat, bob, "news")
+    read = {**arrived, "sender_id": None, "unread_count": 0}
+    removed = {**read, "last_message": {**arrived["last_message"], "preview": "message removed"}}
+
+    row = async_to_sync(render_for_browser)(arrived, view)
+    badge = async_to_sync(render_for_browser)(read, view)
+    redrawn = async_to_sync(render_for_browser)(removed, view)
+    unknown = async_to_sync(render_for_browser)(read, BrowserView(alice))
+
+    assert f'id="chat-row-{chat.pk}"' in row and 'aria-label="1 unread"' in row
+    assert badge.strip() == f'<span id="unread-{chat.pk}" class="unread" hx-swap-oob="true"></span>'
+    assert f'id="chat-row-{chat.pk}"' in redrawn and "message removed" in redrawn
+    assert f'id="chat-row-{chat.pk}"' in unknown  # a row this socket did not draw is drawn whole
+
+
+async def test_reading_a_message_redraws_the_readers_badge(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    bob_page = await page_in_chat(bob, chat)
+    alice_api = await api_socket(alice)
+    await alice_api.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "read me", "client_id": "b1"})
+    arrived = await received(bob_page)
+    message_id = arrived.split('data-message-id="', 1)[1].split('"', 1)[0]
+
+    await bob_page.send_json_to({"type": "mark_read", "chat_id": chat.pk, "message_id": message_id})
+    after_read = await received(bob_page)
+
+    assert 'aria-label="1 unread"' in arrived
+    assert after_read.strip() == f'<span id="unread-{chat.pk}" class="unread" hx-swap-oob="true"></span>'
+    await bob_page.disconnect()
+    await alice_api.disconnect()
