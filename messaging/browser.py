@@ -96,7 +96,7 @@ async def _sidebar_shown_by(frame: dict, view: BrowserView) -> str:
 def _look_up_peer(view: BrowserView, chat_id: int) -> User | None:
     """The other person of the reader's one-to-one chat `chat_id`, or None if the reader is not in it; kept
     in `view` (a chat the reader is not in is asked again: it may be theirs later)."""
-    if not ChatParticipant.objects.filter(chat_id=chat_id, user_id=view.user.pk).exists():
+    if not ChatParticipant.objects.is_member(chat_id=chat_id, user_id=view.user.pk):
         return None
     peer = User.objects.filter(chat_memberships__chat_id=chat_id).exclude(pk=view.user.pk).first()
     if peer is not None:
@@ -144,9 +144,7 @@ async def typing_html(frame: dict, view: BrowserView) -> str:
     return render_to_string("messaging/partials/_typing.html", {"chat_id": frame["chat_id"], "who": user})
 
 
-@database_sync_to_async
-def _user(user_id: int) -> User | None:
-    return User.objects.filter(pk=user_id).first()
+_user = database_sync_to_async(User.objects.by_id)
 
 
 def read_html(frame: dict, view: BrowserView) -> str:
