@@ -316,24 +316,24 @@ def _store_down() -> ApplicationError:
     )
 
 
-def _readable_position(position: str) -> str | None:
-    """A read position the store can order by; None for none, or for one it cannot read (left by the other
+def _position_key(position: str) -> Any:
+    """The store's order key of a read position; None for none, or for one it cannot read (left by the other
     message store, say), which then counts as nothing read and heals with the next read or send."""
     if not position:
         return None
     try:
-        message_store().order_key(position)
+        return message_store().order_key(position)
     except InvalidMessageId:
         return None
-    return position
+
+
+def _readable_position(position: str) -> str | None:
+    return position if _position_key(position) is not None else None
 
 
 def _is_newer(message_id: str, than: str) -> bool:
-    than = _readable_position(than)
-    if than is None:
-        return True
-    store = message_store()
-    return store.order_key(message_id) > store.order_key(than)
+    than_key = _position_key(than)
+    return than_key is None or message_store().order_key(message_id) > than_key
 
 
 def _record(
@@ -351,6 +351,8 @@ def _record(
     the order of its chat.
     """
     store = message_store()
+    # Each message's place in its chat, worked out once: a batch compares them many times over.
+    order = {message.id: store.order_key(message.id) for _, message, _ in recorded}
     newest_in_chat: dict[int, StoredMessage] = {}
     newest_of_sender: dict[tuple[int, int], StoredMessage] = {}
     for _, message, _ in recorded:
@@ -358,7 +360,7 @@ def _record(
             (newest_in_chat, message.chat_id),
             (newest_of_sender, (message.chat_id, message.sender_id)),
         ):
-            if key not in newest or _is_newer(message.id, newest[key].id):
+            if key not in newest or order[message.id] > order[newest[key].id]:
                 newest[key] = message
     _advance_chats(newest_in_chat)
 
@@ -366,7 +368,7 @@ def _record(
     for draft, message, created in recorded:
         if created or message.created_at > active_until[message.chat_id]:
             announced.setdefault(message.id, (draft, message))
-    in_order = sorted(announced.values(), key=lambda pair: (pair[1].chat_id, store.order_key(pair[1].id)))
+    in_order = sorted(announced.values(), key=lambda pair: (pair[1].chat_id, order[pair[1].id]))
     arrived: dict[int, list[StoredMessage]] = {}
     for _, message in in_order:
         arrived.setdefault(message.chat_id, []).append(message)
@@ -384,7 +386,10 @@ def _record(
         if chat_id not in newest_in_chat:
             continue  # every draft to this chat was refused
         newest = newest_of_sender.get((chat_id, user_id))
-        position = newest.id if newest is not None and _is_newer(newest.id, last_read) else last_read
+        read_up_to = _position_key(last_read)
+        position = last_read
+        if newest is not None and (read_up_to is None or order[newest.id] > read_up_to):
+            position = newest.id
         if chat_id in repaired_in or (position != last_read and position not in created_ids):
             # A repair in the chat, or a position moved to a resend of something stored earlier: the store
             # counts what is unread after the position, rather than adding the arrivals to a count that may
@@ -392,7 +397,7 @@ def _record(
             recount[pk] = (chat_id, user_id, position)
             continue
         # Their own newest message, if any, is among the arrivals: counting along them ends where it does.
-        along = _unread_along(arrived.get(chat_id, []), user_id, before, last_read)
+        along = _unread_along(arrived.get(chat_id, []), order, user_id, before, read_up_to)
         for message_id, count in along.items():
             after[message_id][user_id] = count
         unread = list(along.values())[-1] if along else before
@@ -430,14 +435,17 @@ def _record(
     return after
 
 
-def _unread_along(arriving: list[StoredMessage], reader_id: int, unread: int, position: str) -> dict[str, int]:
+def _unread_along(
+    arriving: list[StoredMessage], order: dict[str, Any], reader_id: int, unread: int, read_up_to: Any
+) -> dict[str, int]:
     """A reader's unread count right after each of a chat's arriving messages (in order), from their count
-    and read position before them: what the others send counts, what the reader sends reads all before it."""
+    and read position before them (its order key, None for none): what the others send counts, what the
+    reader sends reads all before it."""
     counts = {}
     for message in arriving:
-        if _is_newer(message.id, position):
+        if read_up_to is None or order[message.id] > read_up_to:
             if message.sender_id == reader_id:
-                unread, position = 0, message.id
+                unread, read_up_to = 0, order[message.id]
             else:
                 unread += 1
         counts[message.id] = unread
@@ -491,11 +499,13 @@ def _publish_chat_updates(
 
 @dataclass(frozen=True)
 class ReadMark:
-    """One "read up to here", as an entry point received it: nothing checked yet."""
+    """One "read up to here", as an entry point received it: nothing checked yet. `newest`: up to whatever
+    is the chat's newest message when the mark is applied (`message_id` is then not looked at)."""
 
     user: User
     chat_id: int
     message_id: Any
+    newest: bool = False
 
 
 def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
@@ -515,7 +525,7 @@ def mark_reads(marks: list[ReadMark]) -> list[ApplicationError | None]:
     """
     outcomes: list[ApplicationError | None] = [None] * len(marks)
     for index, mark in enumerate(marks):
-        if not isinstance(mark.message_id, str) or not mark.message_id:
+        if not mark.newest and (not isinstance(mark.message_id, str) or not mark.message_id):
             outcomes[index] = ValidationFailed({"message_id": ["message_id must be a message id (a string)."]})
     # Asked before anything is locked: nobody locks a chat that is not theirs.
     members = ChatParticipant.objects.members_among(
@@ -556,10 +566,15 @@ def _mark_reads(marks: dict[int, ReadMark], outcomes: list[ApplicationError | No
             outcomes[index] = selectors.no_such_chat()  # left it meanwhile
             continue
         newest = latest.get(mark.chat_id)
-        message = newest if newest is not None and newest.id == mark.message_id else store.get(mark.message_id)
-        if message is None or message.chat_id != mark.chat_id:
-            outcomes[index] = NotFoundError("No such message in this chat.")
-            continue
+        if mark.newest:
+            if newest is None:
+                continue  # nothing in the chat yet: nothing to read
+            message = newest
+        else:
+            message = newest if newest is not None and newest.id == mark.message_id else store.get(mark.message_id)
+            if message is None or message.chat_id != mark.chat_id:
+                outcomes[index] = NotFoundError("No such message in this chat.")
+                continue
         position = moved[key].id if key in moved else state.last_read_message_id
         if _is_newer(message.id, position):
             moved[key] = message
@@ -623,12 +638,9 @@ def recount_unread(chat_ids: list[int] | None = None) -> int:
     return corrected
 
 
-def open_chat(*, user: User, chat_id: int) -> None:
-    """The user is looking at the chat: everything in it so far counts as read."""
-    selectors.ensure_participant(user_id=user.pk, chat_id=chat_id)
-    latest = message_store().latest(chat_id)
-    if latest is not None:
-        mark_read(user=user, chat_id=chat_id, message_id=latest.id)
+def opening(*, user: User, chat_id: int) -> ReadMark:
+    """The read of a chat being opened: up to its newest message, whatever that is when the read applies."""
+    return ReadMark(user=user, chat_id=chat_id, message_id=None, newest=True)
 
 
 def announce_typing(*, user: User, chat_id: int) -> None:

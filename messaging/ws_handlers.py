@@ -31,7 +31,8 @@ def _chat_id(frame: Frame) -> int:
 
 async def join_chat(connection: RealtimeConsumer, frame: Frame) -> Frame:
     chat_id = _chat_id(frame)
-    await database_sync_to_async(services.open_chat)(user=connection.user, chat_id=chat_id)
+    # Opening a chat reads it: with the other reads that arrive meanwhile (messaging.group_commit).
+    await read_queue().submit(services.opening(user=connection.user, chat_id=chat_id))
     await connection.join_group(events.chat_group(chat_id))
     return {"type": "joined_chat", "chat_id": chat_id}
 

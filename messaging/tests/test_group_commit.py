@@ -636,6 +636,45 @@ def test_reads_of_one_person_in_one_chat_apply_in_order_and_never_move_back(frie
     assert (membership.last_read_message_id, membership.unread_count) == (newest.id, 0)
 
 
+def test_opening_a_chat_reads_up_to_its_newest_message_as_a_read_of_it_would(
+    friends_with_chat, make_user, unlimited_messages
+):
+    alice, bob, chat = friends_with_chat
+    carol = make_user()
+    (sent,) = services.send_messages([draft(alice, chat, "n1")])
+
+    with CaptureQueriesContext(connection) as opened:
+        services.mark_reads(
+            [services.opening(user=bob, chat_id=chat.pk), services.opening(user=carol, chat_id=chat.pk)]
+        )
+    opened_at = ChatParticipant.objects.get(chat=chat, user=bob)
+    (newer,) = services.send_messages([draft(alice, chat, "n2")])
+    with CaptureQueriesContext(connection) as read:
+        services.mark_read(user=bob, chat_id=chat.pk, message_id=newer.message.id)
+
+    assert (opened_at.last_read_message_id, opened_at.unread_count) == (sent.message.id, 0)
+    # One membership check for both, no look-up of the newest before the chats are locked, no count.
+    assert len(opened) == len(read)
+    assert not [query for query in opened.captured_queries if "SUM(CASE" in query["sql"]]
+
+
+def test_opening_a_chat_that_is_not_yours_is_refused_as_one_that_does_not_exist(friends_with_chat, make_user):
+    alice, bob, chat = friends_with_chat
+
+    outcomes = services.mark_reads(
+        [services.opening(user=make_user(), chat_id=chat.pk), services.opening(user=bob, chat_id=999999)]
+    )
+
+    assert [(o.code, o.message) for o in outcomes] == [("not_found", "No such chat.")] * 2
+
+
+def test_opening_a_chat_without_messages_is_no_change(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+
+    assert services.mark_reads([services.opening(user=bob, chat_id=chat.pk)]) == [None]
+    assert ChatParticipant.objects.get(chat=chat, user=bob).last_read_message_id in ("", None)
+
+
 async def test_concurrent_reads_share_one_database_call(friends_with_chat, unlimited_messages, monkeypatch):
     alice, bob, chat = friends_with_chat
     sent = await sync_to_async(services.send_messages)([draft(alice, chat, f"m{n}") for n in range(3)])
