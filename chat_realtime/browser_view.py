@@ -27,12 +27,15 @@ class BrowserView:
       redraws agree with its dots.
     - `rows`: chat id -> the last message (id and preview) of the sidebar row this socket drew last
       for it: an update that shows the same (a read) redraws only the row's unread badge.
+    - `top`: the chat whose row this socket put at the top of the sidebar last (None if another row may
+      have gone there since): its next message redraws the row's text in place instead of the whole row.
     """
 
     user: User
     peers: dict[int, tuple[User, float]] = field(default_factory=dict)
     online: set[int] = field(default_factory=set)
     rows: dict[int, tuple[str, str]] = field(default_factory=dict)
+    top: int | None = None
 
     def peer(self, chat_id: int) -> User | None:
         """The chat's other person as looked up less than PEER_SECONDS ago; None if they must be looked up."""

@@ -47,6 +47,7 @@ def friendship_html(frame: dict, view: BrowserView) -> str:
     # Rows come and go with friendships: the chats' people are looked up again, their rows drawn whole.
     view.peers.clear()
     view.rows.clear()
+    view.top = None
     parts = [
         render_to_string("friends/partials/_friend_action.html", {**action_context(view.user, user_id), "oob": True}),
         f"<div hx-swap-oob=\"delete:[data-request-user='{user_id}']\"></div>",

@@ -105,8 +105,9 @@ def _look_up_peer(view: BrowserView, chat_id: int) -> User | None:
 
 
 async def chat_update_html(frame: dict, view: BrowserView) -> str:
-    """The sidebar row of the chat, redrawn and moved to the top (redrawn in place for a read; only its
-    badge when the row this socket drew shows that last message already)."""
+    """The sidebar row of the chat, redrawn and moved to the top (only its text, in place, when this socket
+    put it at the top last); redrawn in place for a read, only its badge when the row this socket drew
+    shows that last message already."""
     chat_id = int(frame["chat_id"])
     last = frame.get("last_message")
     shows = (last["id"], last["preview"]) if last else None
@@ -131,6 +132,10 @@ async def chat_update_html(frame: dict, view: BrowserView) -> str:
         view.rows[chat_id] = shows
     if not moves_to_top:
         return render_to_string("messaging/partials/_chat_row.html", {"row": row, "oob": "true"})
+    if view.top == chat_id:
+        # At the top already: its name, time, last line and badge change, its link and picture do not.
+        return render_to_string("messaging/partials/_chat_row_body.html", {"row": row, "oob": True})
+    view.top = chat_id
     row_html = render_to_string("messaging/partials/_chat_row.html", {"row": row})
     return _oob(f"delete:#chat-row-{chat_id}", "") + _oob("afterbegin:#chat-list", row_html)
 

@@ -127,6 +127,9 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
         ben.get_by_label("Message").fill("Hello Ann")
         ben.get_by_label("Message").press("Enter")
         expect(ann.locator(".bubble.theirs")).to_contain_text("Hello Ann")
+        # The row at the top of her sidebar follows the chat in place.
+        expect(ann.locator(".chat-row .row-preview")).to_contain_text("Hello Ann")
+        expect(ann.locator(".chat-row")).to_have_count(1)
 
         # Ben types: Ann sees it.
         ben.get_by_label("Message").type("wait")
@@ -139,6 +142,7 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
         ann.get_by_role("button", name="Send").click()
         expect(ben.locator(".bubble.theirs img")).to_be_visible()
         expect(ann.locator(".bubble.mine img")).to_have_count(1)  # her own socket's copy is not added twice
+        expect(ann.locator(".chat-row .row-preview")).to_have_text("You: image")
         _shot(ann, "chat")
 
         # Away from the chat, new messages show as an unread badge.

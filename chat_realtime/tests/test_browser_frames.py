@@ -156,7 +156,7 @@ def test_a_socket_looks_up_a_chats_person_once_and_again_after_a_friendship_chan
     async_to_sync(render_for_browser)({"type": "friendship", "user_id": bob.pk, "state": "none"}, view)
 
     assert f'data-friend-id="{bob.pk}"' in first and "one" in first
-    assert f'data-friend-id="{bob.pk}"' in second and "two" in second
+    assert bob.username in second and "two" in second
     assert view.peers == {}
 
 
@@ -211,7 +211,8 @@ async def test_a_chats_row_shows_its_person_online_as_the_pages_dots_do(friends_
 
     dot = f"presence-dot presence-{bob.pk}"
     assert f'{dot} online"' in while_online and "here" in while_online
-    assert f'{dot}"' in while_offline and "gone" in while_offline
+    # The row is at the top now: only its text is redrawn, and its dot stays as bob's going out left it.
+    assert dot not in while_offline and "gone" in while_offline
     await alice_page.disconnect()
 
 
@@ -310,6 +311,36 @@ def test_after_a_read_only_the_rows_badge_is_redrawn_unless_the_row_shows_anothe
     assert badge.strip() == f'<span id="unread-{chat.pk}" class="unread" hx-swap-oob="true"></span>'
     assert f'id="chat-row-{chat.pk}"' in redrawn and "message removed" in redrawn
     assert f'id="chat-row-{chat.pk}"' in unknown  # a row this socket did not draw is drawn whole
+
+
+def test_a_message_in_the_chat_at_the_top_redraws_its_rows_text_in_place_and_any_other_moves_its_row_up(
+    friends_with_chat, make_user, befriend
+):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+
+    alice, bob, chat = friends_with_chat
+    carol = make_user(username="carol")
+    other_chat = befriend(alice, carol)
+    view = BrowserView(alice)
+
+    def moved_up(html: str, chat_id: int) -> bool:
+        return f'hx-swap-oob="delete:#chat-row-{chat_id}"' in html and 'hx-swap-oob="afterbegin:#chat-list"' in html
+
+    first = async_to_sync(render_for_browser)(chat_update(chat, bob, "first"), view)
+    again = async_to_sync(render_for_browser)(chat_update(chat, bob, "again"), view)
+    elsewhere = async_to_sync(render_for_browser)(chat_update(other_chat, carol, "elsewhere"), view)
+    back = async_to_sync(render_for_browser)(chat_update(chat, bob, "back"), view)
+    async_to_sync(render_for_browser)({"type": "friendship", "user_id": carol.pk, "state": "none"}, view)
+    after_rows_changed = async_to_sync(render_for_browser)(chat_update(chat, bob, "after"), view)
+
+    assert moved_up(first, chat.pk) and f'presence-dot presence-{bob.pk}"' in first  # offline, as the page knows
+    assert not moved_up(again, chat.pk) and f'id="chat-row-{chat.pk}"' not in again
+    assert f'<span id="chat-row-body-{chat.pk}" class="row-body" hx-swap-oob="true">' in again
+    assert "again" in again and 'aria-label="1 unread"' in again
+    assert moved_up(elsewhere, other_chat.pk)
+    assert moved_up(back, chat.pk)  # the other chat's row had gone to the top
+    assert moved_up(after_rows_changed, chat.pk)  # a friendship may have put a row above it
 
 
 async def test_reading_a_message_redraws_the_readers_badge(friends_with_chat):
