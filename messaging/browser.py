@@ -13,6 +13,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
@@ -27,15 +28,23 @@ SAFE_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def bubble(message: dict[str, Any] | StoredMessage, viewer_id: int) -> dict[str, Any]:
-    """A message as its bubble template wants it: the message fields, `mine`, and a real datetime."""
+    """A message as its bubble template wants it: the message fields, `mine`, and its time as a real
+    datetime, and written out: `time_iso` (ISO 8601, for the page's script to show in the reader's own
+    time zone) and `time_shown` (hours and minutes in the site's time zone, until it does). Written here
+    rather than by the template's date filters: those took a sixth of a bubble's rendering."""
     if isinstance(message, StoredMessage):
         from messaging.events import message_data
 
         message = message_data(message)
     created_at = message["created_at"]
+    if not isinstance(created_at, datetime):
+        created_at = parse_datetime(created_at)
+    local = timezone.localtime(created_at)
     return {
         **message,
-        "created_at": created_at if isinstance(created_at, datetime) else parse_datetime(created_at),
+        "created_at": created_at,
+        "time_iso": local.isoformat(),
+        "time_shown": local.strftime("%H:%M"),
         "mine": message["sender_id"] == viewer_id,
     }
 

@@ -200,3 +200,31 @@ def test_an_htmx_request_for_someone_elses_chat_gets_a_pane_saying_so(client, ma
     body = response.content.decode()
     assert response.status_code == 404
     assert body.lstrip().startswith('<section id="chat-pane"') and "not yours" in body
+
+
+def test_a_bubble_and_its_row_show_the_time_in_the_sites_time_zone_and_give_it_whole_for_the_script(settings):
+    from datetime import UTC, datetime
+
+    from django.template import Context, Template
+
+    from messaging.browser import bubble
+
+    settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30: the hours and the minutes move
+    message = {
+        "id": "7",
+        "chat_id": 1,
+        "sender_id": 2,
+        "text": "hi",
+        "image_url": None,
+        "created_at": "2026-11-30T23:50:00.250000Z",
+        "client_id": "c7",
+        "deleted": False,
+    }
+
+    shown = bubble(message, viewer_id=2)
+
+    assert shown["created_at"] == datetime(2026, 11, 30, 23, 50, 0, 250000, tzinfo=UTC)
+    assert (shown["time_iso"], shown["time_shown"]) == ("2026-12-01T05:20:00.250000+05:30", "05:20")
+    # As Django's date filters wrote them.
+    filters = Template("{{ at|date:'c' }} {{ at|time:'H:i' }}").render(Context({"at": shown["created_at"]}))
+    assert filters == f"{shown['time_iso']} {shown['time_shown']}"
