@@ -123,9 +123,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # The session middleware hands over a lazy wrapper; services get the user itself.
         self.user = getattr(user, "_wrapped", user)
         self.user_id = user.pk
-        self.user_key = str(user.pk)  # as events name people in their `personal` fields
-        # topic -> id of the news this connection showed last (chat_realtime.realtime: news, skip_if_shown).
-        self.shown: dict[str, str] = {}
         # Browsers ask for HTML fragments (htmx swaps them in); API clients get JSON.
         self.wants_html = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("format") == ["html"]
         self.browser_view = BrowserView(self.user) if self.wants_html else None
@@ -236,31 +233,21 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.base_send({"type": "websocket.send", "text": encode_frame(frame)})
 
     async def deliver(self, event: dict[str, Any]) -> None:
-        """A group event published by a service: forward its frame, unless it excludes this connection
-        or would show again what this connection showed last (chat_realtime.realtime)."""
+        """A group event published by a service: forward its frame (its `on_screen` one if this connection
+        joined that chat), unless it excludes this connection (chat_realtime.realtime)."""
         if event.get("exclude_channel") == self.channel_name or event.get("exclude_user_id") == self.user_id:
             return
-        news = event.get("news")
-        if news is not None and event.get("skip_if_shown") and self.shown.get(news[0]) == news[1]:
+        on_screen = event.get("on_screen")
+        frame = on_screen[1] if on_screen is not None and on_screen[0] in self.groups_joined else event["frame"]
+        if frame is None:
             return
-        frame = event["frame"]
         if frame.get("type") == "friendship":
             # Who may write to whom may have changed: the next send checks again.
             self.write_grants.clear()
         if self.credentials_expired():
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        personal = event.get("personal")
-        if personal is not None and self.user_key in personal:
-            # The event is shared by every connection it reaches: this one's fields go into a copy.
-            frame = {**frame, **personal[self.user_key]}
         await self.send_frame(frame)
-        if news is not None:
-            self.mark_shown(news[0], news[1])
-
-    def mark_shown(self, topic: str, news_id: str) -> None:
-        """This connection showed `news_id` of `topic` last: an event of that news `skip_if_shown` passes by."""
-        self.shown[topic] = news_id
 
     async def join_group(self, group: str) -> None:
         if group not in self.groups_joined:

@@ -1,21 +1,16 @@
 """The one place that sends events to websockets: after the transaction commits.
 
 Services call `publish_to_user` / `publish_to_chat` with a small JSON frame,
-or `publish` with several events (`to_user`, `to_chat`) that go out together;
-every worker's consumers in that group receive them (`RealtimeConsumer.deliver`).
-Sending after commit means nobody hears of a change that was rolled back.
+or `publish` with several events (`to_user`, `to_chat`, `to_participant`) that
+go out together; every worker's consumers in that group receive them
+(`RealtimeConsumer.deliver`). Sending after commit means nobody hears of a
+change that was rolled back.
 
-Two optional keys save a connection frames it does not need:
-- `personal` (`to_chat`): fields of the frame that differ per person,
-  `{str(user_id): {field: value}}`; each connection gets its own person's
-  fields merged into the shared frame.
-- `news` (a topic and an id, e.g. a chat's group and a message id): what the
-  frame shows. Each connection remembers the news it last showed per topic
-  (the ack of a send counts too, `RealtimeConsumer.mark_shown`); an event
-  with `skip_if_shown` passes by a connection whose last shown news of that
-  topic is this very one. A chat's `new_message` carries the reader's sidebar
-  state, so the `chat_update` that follows it reaches only the connections
-  that are not looking at the chat. Redis carries a topic and id as a list.
+A new message is one event per participant (`to_participant`), to their own
+group: each of their connections that joined the chat (has it on screen) gets
+the message itself, carrying the reader's unread count, and the others the
+sidebar's news of it, if any. One layer message per participant, one frame per
+connection: no connection is handed a frame that another one already showed it.
 """
 
 from __future__ import annotations
@@ -39,45 +34,37 @@ Frame = dict[str, Any]
 Event = tuple[str, dict[str, Any]]
 
 
-# What a frame shows: a topic (a group name) and the id of the news.
-News = tuple[str, str]
-
-
-def to_user(user_id: int, frame: Frame, *, unless_shown: News | None = None) -> Event:
-    """Every open connection of this user, except those whose last shown news of its topic is `unless_shown`."""
-    message: dict[str, Any] = {"type": "deliver", "frame": frame}
-    if unless_shown is not None:
-        message["news"] = unless_shown
-        message["skip_if_shown"] = True
-    return user_group(user_id), message
+def to_user(user_id: int, frame: Frame) -> Event:
+    """Every open connection of this user."""
+    return user_group(user_id), {"type": "deliver", "frame": frame}
 
 
 def to_chat(
-    chat_id: int,
-    frame: Frame,
-    *,
-    exclude_channel: str | None = None,
-    exclude_user_id: int | None = None,
-    personal: dict[int, dict[str, Any]] | None = None,
-    news: News | None = None,
+    chat_id: int, frame: Frame, *, exclude_channel: str | None = None, exclude_user_id: int | None = None
 ) -> Event:
     """Every connection that joined this chat.
 
     `exclude_channel` leaves out the connection the change came from (it got
     its own answer); `exclude_user_id` leaves out all of one user's connections.
-    `personal` adds fields per user to the frame; `news` is what the frame shows.
     """
     message: dict[str, Any] = {"type": "deliver", "frame": frame}
     if exclude_channel:
         message["exclude_channel"] = exclude_channel
     if exclude_user_id is not None:
         message["exclude_user_id"] = exclude_user_id
-    if personal:
-        # String keys: the Redis layer's encoding keeps no integer keys.
-        message["personal"] = {str(user_id): fields for user_id, fields in personal.items()}
-    if news is not None:
-        message["news"] = news
     return chat_group(chat_id), message
+
+
+def to_participant(
+    user_id: int, chat_id: int, *, on_screen: Frame, elsewhere: Frame | None, exclude_channel: str | None = None
+) -> Event:
+    """Every open connection of one participant of a chat: `on_screen` to those that joined the chat,
+    `elsewhere` (or nothing, if None) to the others; nothing to `exclude_channel`, the connection the
+    change came from (it got its own answer)."""
+    message: dict[str, Any] = {"type": "deliver", "frame": elsewhere, "on_screen": [chat_group(chat_id), on_screen]}
+    if exclude_channel:
+        message["exclude_channel"] = exclude_channel
+    return user_group(user_id), message
 
 
 def publish(events: list[Event]) -> None:

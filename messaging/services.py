@@ -8,10 +8,10 @@ Sending a message, in order:
 3. record it on the SQL side in one transaction: the chat's activity time,
    the sender's read position, and every participant's unread count (kept
    here and in `mark_read`, so that no badge needs a count);
-4. after that commit, publish `new_message` to the chat, with each reader's
-   unread count, and `chat_update` to each participant, which the connections
-   that just showed the message (its `new_message`, the sender's ack) pass by
-   (chat_realtime.realtime).
+4. after that commit, tell each participant, once per connection: `new_message`
+   with their unread count where the chat is on screen, `chat_update` (the
+   sidebar's news) elsewhere; the connection it was sent from gets its ack
+   instead (chat_realtime.realtime.to_participant).
 Websocket sends that arrive together go through these steps as one batch
 (messaging.group_commit, `send_messages`): one store write and one SQL
 transaction for the batch, each draft still checked and answered on its own.
@@ -37,7 +37,7 @@ from accounts.models import User
 from chat_realtime.errors import ApplicationError, AuthenticationError, NotFoundError, ValidationFailed
 from chat_realtime.images import message_image_url
 from chat_realtime.rate_limits import count_attempts
-from chat_realtime.realtime import publish, publish_to_chat, to_chat, to_user
+from chat_realtime.realtime import publish, publish_to_chat, to_chat, to_participant, to_user
 from messaging import events, selectors
 from messaging.models import Chat, ChatParticipant, ReadState
 from messaging.store import MessageStoreUnavailable, StoredMessage, message_store
@@ -415,23 +415,37 @@ def _record(
                 after[message.id][user_id] = unread  # repairs are rare: the batch's final count throughout
     ChatParticipant.objects.set_read_state(changed)
 
-    publish(
-        [
-            to_chat(
-                message.chat_id,
-                events.new_message_frame(message),
-                exclude_channel=draft.origin_channel,
-                personal={user_id: {"unread_count": count} for user_id, count in after[message.id].items()},
-                news=(events.chat_group(message.chat_id), message.id),
+    # Each participant hears of each message once, on each connection: the message with their unread count
+    # where the chat is on screen; elsewhere the sidebar's news, with the chat's last message of the batch.
+    participants: dict[int, list[int]] = {}
+    for _, chat_id, user_id, _, _ in read_states:
+        participants.setdefault(chat_id, []).append(user_id)
+    unread_now = {(chat_id, user_id): unread for chat_id, user_id, unread in readers}
+    last_arrived = {chat_id: messages[-1].id for chat_id, messages in arrived.items()}
+    news = {chat_id: events.last_message_data(newest_in_chat[chat_id]) for chat_id in arrived}
+    published = []
+    for draft, message in in_order:
+        chat_id = message.chat_id
+        shown = events.new_message_frame(message)
+        for user_id in participants.get(chat_id, ()):
+            elsewhere = None
+            if message.id == last_arrived[chat_id]:
+                elsewhere = events.chat_update_frame(
+                    chat_id=chat_id,
+                    sender_id=newest_in_chat[chat_id].sender_id,
+                    last_message=news[chat_id],
+                    unread_count=unread_now[(chat_id, user_id)],
+                )
+            published.append(
+                to_participant(
+                    user_id,
+                    chat_id,
+                    on_screen={**shown, "unread_count": after[message.id][user_id]},
+                    elsewhere=elsewhere,
+                    exclude_channel=draft.origin_channel,
+                )
             )
-            for draft, message in in_order
-        ]
-    )
-    _publish_chat_updates(
-        {chat_id: newest_in_chat[chat_id] for chat_id in arrived},
-        readers=[reader for reader in readers if reader[0] in arrived],
-        unless_shown=True,
-    )
+    publish(published)
     return after
 
 
@@ -467,12 +481,10 @@ def _publish_chat_updates(
     user_id: int | None = None,
     sender_known: bool = True,
     readers: list[tuple[int, int, int]] | None = None,
-    unless_shown: bool = False,
 ) -> None:
     """After commit, each participant of these chats (or only `user_id`) gets the chat's newest message
     and their unread count: read from the memberships, or given as `readers` (chat, user, unread) by a
-    caller that has them from its transaction. `unless_shown`: not the connections that showed that
-    newest message last (its `new_message` or their ack carried the same count).
+    caller that has them from its transaction.
     """
     if not latest:
         return
@@ -492,8 +504,7 @@ def _publish_chat_updates(
             last_message=last_messages[chat_id],
             unread_count=unread,
         )
-        shown = (events.chat_group(chat_id), last_message.id) if unless_shown and last_message else None
-        updates.append(to_user(reader_id, frame, unless_shown=shown))
+        updates.append(to_user(reader_id, frame))
     publish(updates)
 
 

@@ -59,11 +59,8 @@ async def send_message(connection: RealtimeConsumer, frame: Frame) -> Frame:
         connection.write_grants.pop(chat_id, None)
         raise
     connection.write_grants[chat_id] = sent.grant
-    if not sent.announced:
-        return events.message_ack_frame(sent.message, unread_count=None)
-    # The ack shows the sidebar's new state: the chat_update of this message would show it again.
-    connection.mark_shown(events.chat_group(chat_id), sent.message.id)
-    return events.message_ack_frame(sent.message, unread_count=sent.unread_count)
+    # The ack of a message just announced shows the sidebar's new state (its events pass this connection by).
+    return events.message_ack_frame(sent.message, unread_count=sent.unread_count if sent.announced else None)
 
 
 async def typing(connection: RealtimeConsumer, frame: Frame) -> None:

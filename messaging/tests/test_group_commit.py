@@ -318,18 +318,25 @@ def test_grants_expire_by_the_clock(friends_with_chat):
 
 
 def published_frames(monkeypatch) -> list[tuple[str, dict]]:
-    """What the services publish (group, frame), in order, once their transaction commits."""
+    """What the services publish (group, frame), in order, once their transaction commits: of an event to a
+    chat's participant, the frame for the connections that have the chat on screen, then any for the others."""
     from chat_realtime import realtime
 
     sent: list[tuple[str, dict]] = []
-    monkeypatch.setattr(
-        realtime, "_send", lambda events: sent.extend((group, event["frame"]) for group, event in events)
-    )
+
+    def record(events):
+        for group, event in events:
+            if "on_screen" in event:
+                sent.append((group, event["on_screen"][1]))
+            if event["frame"] is not None:
+                sent.append((group, event["frame"]))
+
+    monkeypatch.setattr(realtime, "_send", record)
     return sent
 
 
 def test_a_resend_in_the_same_batch_is_announced_once_and_takes_no_rate_limit(friends_with_chat, monkeypatch, settings):
-    alice, _, chat = friends_with_chat
+    alice, bob, chat = friends_with_chat
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": (1, 60)}
     sent = published_frames(monkeypatch)
 
@@ -338,7 +345,8 @@ def test_a_resend_in_the_same_batch_is_announced_once_and_takes_no_rate_limit(fr
     )
 
     assert first.created and not again.created and again.message.id == first.message.id
-    assert [frame["message"]["id"] for _, frame in sent if frame["type"] == "new_message"] == [first.message.id]
+    announced = [(group, frame["message"]["id"]) for group, frame in sent if frame["type"] == "new_message"]
+    assert sorted(announced) == sorted([(f"user.{alice.pk}", first.message.id), (f"user.{bob.pk}", first.message.id)])
 
 
 def test_a_batch_counts_each_new_message_against_its_senders_limit_in_one_call_and_resends_not_at_all(
@@ -380,33 +388,44 @@ def test_messages_of_a_batch_are_announced_in_their_chats_order(friends_with_cha
 
     outcomes = services.send_messages([draft(alice, chat, f"o{n}") for n in range(5)])
 
-    announced = [frame["message"]["id"] for _, frame in sent if frame["type"] == "new_message"]
-    assert announced == [o.message.id for o in outcomes]
+    for person in (alice, bob):
+        to_them = [frame for group, frame in sent if group == f"user.{person.pk}"]
+        assert [f["message"]["id"] for f in to_them if f["type"] == "new_message"] == [o.message.id for o in outcomes]
     updates = [(group, frame["unread_count"]) for group, frame in sent if frame["type"] == "chat_update"]
     assert sorted(updates) == sorted([(f"user.{alice.pk}", 0), (f"user.{bob.pk}", 5)])  # one per participant
+
+
+def test_a_message_is_one_layer_message_per_participant(friends_with_chat, unlimited_messages, monkeypatch):
+    from chat_realtime import realtime
+
+    alice, bob, chat = friends_with_chat
+    events: list[tuple[str, dict]] = []
+    monkeypatch.setattr(realtime, "_send", events.extend)
+
+    services.send_messages([draft(alice, chat, "one", origin_channel="alices-tab")])
+
+    assert sorted(group for group, _ in events) == sorted([f"user.{alice.pk}", f"user.{bob.pk}"])
+    assert all(event["exclude_channel"] == "alices-tab" for _, event in events)
+    assert [event["on_screen"][0] for _, event in events] == [f"chat.{chat.pk}"] * 2
 
 
 def test_each_new_message_carries_each_readers_unread_count_right_after_it(
     friends_with_chat, unlimited_messages, monkeypatch
 ):
-    from chat_realtime import realtime
-
     alice, bob, chat = friends_with_chat
     services.send_message(sender=alice, chat_id=chat.pk, text="earlier", client_id="e1")  # bob: 1 unread
-    published: list[tuple[str, dict]] = []
-    monkeypatch.setattr(realtime, "_send", published.extend)
+    published = published_frames(monkeypatch)
 
     outcomes = services.send_messages([draft(alice, chat, "a1"), draft(bob, chat, "b1"), draft(alice, chat, "a2")])
 
-    personal = [e["personal"] for _, e in published if e["frame"]["type"] == "new_message"]
-    assert personal == [
-        {str(alice.pk): {"unread_count": 0}, str(bob.pk): {"unread_count": 2}},
-        {str(alice.pk): {"unread_count": 1}, str(bob.pk): {"unread_count": 0}},  # bob's own: all before it read
-        {str(alice.pk): {"unread_count": 0}, str(bob.pk): {"unread_count": 1}},
-    ]
+    def counts_to(person) -> list[int]:
+        return [f["unread_count"] for g, f in published if g == f"user.{person.pk}" and f["type"] == "new_message"]
+
+    assert counts_to(alice) == [0, 1, 0]
+    assert counts_to(bob) == [2, 0, 1]  # bob's own: all before it read
     assert [o.unread_count for o in outcomes] == [0, 0, 0]  # each sender's ack: right after their message
     # The last message's counts are the batch's, as the chat_updates and the memberships have them.
-    updates = {group: e["frame"]["unread_count"] for group, e in published if e["frame"]["type"] == "chat_update"}
+    updates = {group: f["unread_count"] for group, f in published if f["type"] == "chat_update"}
     kept = dict(chat.participants.values_list("user_id", "unread_count"))
     assert updates == {f"user.{alice.pk}": 0, f"user.{bob.pk}": 1} and kept == {alice.pk: 0, bob.pk: 1}
 
