@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from accounts.models import User
 
-# How long a socket shows a chat's person as it looked them up: a new name or picture reaches
-# the rows it redraws within this time (the page itself at its next load).
+# How long a socket shows a chat's person as it looked them up: a new name reaches the rows it redraws
+# within this time, a new picture the rows it draws whole (the page itself at its next load).
 PEER_SECONDS = 60
 
 

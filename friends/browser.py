@@ -77,7 +77,7 @@ def friendship_html(frame: dict, view: BrowserView) -> str:
             online=online,
             last_activity_at=None,
         )
-        html = render_to_string("messaging/partials/_chat_row.html", {"row": row(entry)})
+        html = render_to_string("messaging/partials/_chat_row.html", {"row": row(entry, view.user.pk)})
         parts.append(f"<div hx-swap-oob=\"delete:.chat-row[data-friend-id='{user_id}']\"></div>")
         parts.append(f'<div hx-swap-oob="afterbegin:#chat-list">{html}</div>')
     return "".join(parts)

@@ -39,22 +39,23 @@ def bubble(message: dict[str, Any] | StoredMessage, viewer_id: int) -> dict[str,
     created_at = message["created_at"]
     if not isinstance(created_at, datetime):
         created_at = parse_datetime(created_at)
-    local = timezone.localtime(created_at)
+    # As the filters did: an aware time in the site's time zone, a naive one as it is, none as nothing.
+    local = timezone.localtime(created_at) if created_at is not None and timezone.is_aware(created_at) else created_at
     return {
         **message,
         "created_at": created_at,
-        "time_iso": local.isoformat(),
-        "time_shown": local.strftime("%H:%M"),
+        "time_iso": local.isoformat() if local is not None else "",
+        "time_shown": local.strftime("%H:%M") if local is not None else "",
         "mine": message["sender_id"] == viewer_id,
     }
 
 
-def row(entry: FriendOverview) -> dict[str, Any]:
+def row(entry: FriendOverview, viewer_id: int) -> dict[str, Any]:
     last = entry.last_message
     return {
         "friend": entry.user,
         "chat_id": entry.chat_id,
-        "last_message": bubble(last, 0) if last else None,
+        "last_message": bubble(last, viewer_id) if last else None,
         "preview": _preview(last),
         "unread_count": entry.unread_count,
         "online": entry.online,
@@ -142,10 +143,11 @@ async def chat_update_html(frame: dict, view: BrowserView) -> str:
     if not moves_to_top:
         return render_to_string("messaging/partials/_chat_row.html", {"row": row, "oob": "true"})
     if view.top == chat_id:
-        # At the top already: its name, time, last line and badge change, its link and picture do not.
+        # At the top already: its name, time, last line and badge change, its link and picture do not
+        # (the page moves the row up should a list it fetched meanwhile have put another above it).
         return render_to_string("messaging/partials/_chat_row_body.html", {"row": row, "oob": True})
-    view.top = chat_id
     row_html = render_to_string("messaging/partials/_chat_row.html", {"row": row})
+    view.top = chat_id
     return _oob(f"delete:#chat-row-{chat_id}", "") + _oob("afterbegin:#chat-list", row_html)
 
 

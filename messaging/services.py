@@ -328,6 +328,7 @@ def _position_key(position: str) -> Any:
 
 
 def _readable_position(position: str) -> str | None:
+    """A read position the store can order by, or None (as `_position_key`)."""
     return position if _position_key(position) is not None else None
 
 
@@ -518,6 +519,11 @@ class ReadMark:
     message_id: Any
     newest: bool = False
 
+    @classmethod
+    def up_to_newest(cls, *, user: User, chat_id: int) -> ReadMark:
+        """The read of a chat being opened: up to its newest message, whatever that is when the read applies."""
+        return cls(user=user, chat_id=chat_id, message_id=None, newest=True)
+
 
 def mark_read(*, user: User, chat_id: int, message_id: Any) -> None:
     """Move the user's read position to `message_id` (never backwards) and tell the others."""
@@ -558,7 +564,7 @@ def mark_reads(marks: list[ReadMark]) -> list[ApplicationError | None]:
             logger.error("message store unavailable: %s", error)
             for index in todo:
                 if outcomes[index] is None:
-                    outcomes[index] = _store_down()
+                    outcomes[index] = MessageStoreUnavailable(error.detail)  # nothing was saved: not "your message"
     return outcomes
 
 
@@ -647,11 +653,6 @@ def recount_unread(chat_ids: list[int] | None = None) -> int:
             ChatParticipant.objects.set_read_state(wrong)
             corrected += len(wrong)
     return corrected
-
-
-def opening(*, user: User, chat_id: int) -> ReadMark:
-    """The read of a chat being opened: up to its newest message, whatever that is when the read applies."""
-    return ReadMark(user=user, chat_id=chat_id, message_id=None, newest=True)
 
 
 def announce_typing(*, user: User, chat_id: int) -> None:

@@ -20,7 +20,7 @@ PAGE_SIZE = 30
 
 
 def _sidebar_rows(user) -> list[dict]:
-    return [browser.row(entry) for entry in friend_overview(user) if entry.chat_id]
+    return [browser.row(entry, user.pk) for entry in friend_overview(user) if entry.chat_id]
 
 
 def _pane_context(request: HttpRequest, chat_id: int) -> dict:

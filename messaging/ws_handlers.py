@@ -32,7 +32,7 @@ def _chat_id(frame: Frame) -> int:
 async def join_chat(connection: RealtimeConsumer, frame: Frame) -> Frame:
     chat_id = _chat_id(frame)
     # Opening a chat reads it: with the other reads that arrive meanwhile (messaging.group_commit).
-    await read_queue().submit(services.opening(user=connection.user, chat_id=chat_id))
+    await read_queue().submit(services.ReadMark.up_to_newest(user=connection.user, chat_id=chat_id))
     await connection.join_group(events.chat_group(chat_id))
     return {"type": "joined_chat", "chat_id": chat_id}
 

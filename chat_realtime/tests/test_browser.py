@@ -284,3 +284,63 @@ def test_a_long_chat_loads_older_messages_and_refusals_are_shown(app_server, fri
         browser.close()
 
     assert errors == []
+
+
+def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with_that_chat_on_top(
+    app_server, friends_with_chat, make_user, befriend, settings
+):
+    """The socket sends only a row's text when it put that row at the top last; a list the page fetched
+    meanwhile (as it does after a reconnect) may have put another row above it: the row goes up again."""
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    carol = make_user(username="carol")
+    carols_chat = befriend(alice, carol)
+    for person in (alice, bob):
+        _with_a_password_the_server_knows(settings, person)
+    messaging_services.send_message(sender=carol, chat_id=carols_chat.pk, text="c1", client_id="c1")
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        ann = browser.new_context().new_page()
+        ann.on("pageerror", lambda error: errors.append(str(error)))
+        _log_in(ann, app_server.url, "alice")
+        ben = browser.new_context().new_page()
+        _log_in(ben, app_server.url, "bob")
+        ben.locator(".chat-row").click()
+        expect(ann.locator(".chat-row").first).to_contain_text("c1")
+
+        held = []
+        ann.route(
+            "**/*",
+            lambda route: (
+                held.append((route, route.fetch()))
+                if route.request.headers.get("hx-target") == "chat-list"
+                else route.continue_()
+            ),
+        )
+        # As the page's catch-up fetches it (not awaited: its answer is held).
+        ann.evaluate(
+            "() => { htmx.ajax('GET', '/', {target: '#chat-list', select: '#chat-list', swap: 'outerHTML'}); }"
+        )
+        for _ in range(50):
+            if held:
+                break
+            ann.wait_for_timeout(100)
+        assert held, "the list's request was not held"
+        ben.get_by_label("Message").fill("b1")
+        ben.get_by_label("Message").press("Enter")
+        expect(ann.locator(".chat-row").first).to_contain_text("b1")
+        route, rendered_before_b1 = held[0]
+        route.fulfill(response=rendered_before_b1)
+        expect(ann.locator(".chat-row").first).to_contain_text("c1")  # the older list, carol on top
+        ann.unroute("**/*")
+
+        ben.get_by_label("Message").fill("b2")
+        ben.get_by_label("Message").press("Enter")
+
+        expect(ann.locator(".chat-row").first).to_contain_text("b2")
+        expect(ann.locator(".chat-row")).to_have_count(2)
+        browser.close()
+
+    assert errors == []

@@ -664,7 +664,10 @@ def test_opening_a_chat_reads_up_to_its_newest_message_as_a_read_of_it_would(
 
     with CaptureQueriesContext(connection) as opened:
         services.mark_reads(
-            [services.opening(user=bob, chat_id=chat.pk), services.opening(user=carol, chat_id=chat.pk)]
+            [
+                services.ReadMark.up_to_newest(user=bob, chat_id=chat.pk),
+                services.ReadMark.up_to_newest(user=carol, chat_id=chat.pk),
+            ]
         )
     opened_at = ChatParticipant.objects.get(chat=chat, user=bob)
     (newer,) = services.send_messages([draft(alice, chat, "n2")])
@@ -681,7 +684,10 @@ def test_opening_a_chat_that_is_not_yours_is_refused_as_one_that_does_not_exist(
     alice, bob, chat = friends_with_chat
 
     outcomes = services.mark_reads(
-        [services.opening(user=make_user(), chat_id=chat.pk), services.opening(user=bob, chat_id=999999)]
+        [
+            services.ReadMark.up_to_newest(user=make_user(), chat_id=chat.pk),
+            services.ReadMark.up_to_newest(user=bob, chat_id=999999),
+        ]
     )
 
     assert [(o.code, o.message) for o in outcomes] == [("not_found", "No such chat.")] * 2
@@ -690,7 +696,7 @@ def test_opening_a_chat_that_is_not_yours_is_refused_as_one_that_does_not_exist(
 def test_opening_a_chat_without_messages_is_no_change(friends_with_chat):
     alice, bob, chat = friends_with_chat
 
-    assert services.mark_reads([services.opening(user=bob, chat_id=chat.pk)]) == [None]
+    assert services.mark_reads([services.ReadMark.up_to_newest(user=bob, chat_id=chat.pk)]) == [None]
     assert ChatParticipant.objects.get(chat=chat, user=bob).last_read_message_id in ("", None)
 
 
@@ -730,10 +736,13 @@ def test_when_the_store_is_down_a_batch_of_reads_writes_nothing_and_keeps_each_r
             services.ReadMark(user=bob, chat_id=chat.pk, message_id=sent.id),
             services.ReadMark(user=make_user(), chat_id=chat.pk, message_id=sent.id),
             services.ReadMark(user=alice, chat_id=chat.pk, message_id=""),
+            services.ReadMark.up_to_newest(user=bob, chat_id=chat.pk),  # opening the chat
         ]
     )
 
-    assert [o.code for o in outcomes] == ["store_unavailable", "not_found", "validation_error"]
+    assert [o.code for o in outcomes] == ["store_unavailable", "not_found", "validation_error", "store_unavailable"]
+    # A read saves no message: the reader hears that messages are unavailable, not that theirs was not saved.
+    assert outcomes[0].message == outcomes[3].message == "Messages are unavailable for a moment. Try again shortly."
     assert ChatParticipant.objects.get(chat=chat, user=bob).unread_count == 1
 
 

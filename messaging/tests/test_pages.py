@@ -37,6 +37,15 @@ def test_home_lists_friends_with_their_last_message_and_unread_badge(alice_clien
     assert 'ws-connect="/ws/?format=html"' in page
 
 
+def test_home_shows_a_chats_last_line_as_yours_when_you_wrote_it(alice_client, friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    say(alice, chat, "my last word")
+
+    page = alice_client.get("/").content.decode()
+
+    assert "You: my last word" in page  # as the socket draws the row
+
+
 def test_home_without_friends_invites_to_find_some(client, user):
     client.force_login(user)
 
@@ -225,6 +234,10 @@ def test_a_bubble_and_its_row_show_the_time_in_the_sites_time_zone_and_give_it_w
 
     assert shown["created_at"] == datetime(2026, 11, 30, 23, 50, 0, 250000, tzinfo=UTC)
     assert (shown["time_iso"], shown["time_shown"]) == ("2026-12-01T05:20:00.250000+05:30", "05:20")
-    # As Django's date filters wrote them.
-    filters = Template("{{ at|date:'c' }} {{ at|time:'H:i' }}").render(Context({"at": shown["created_at"]}))
-    assert filters == f"{shown['time_iso']} {shown['time_shown']}"
+    # As Django's date filters wrote them; a time without a zone as it is, one that is not a time as nothing.
+    for at in (shown["created_at"], datetime(2026, 11, 30, 23, 50)):
+        filters = Template("{{ at|date:'c' }} {{ at|time:'H:i' }}").render(Context({"at": at}))
+        written = bubble({**message, "created_at": at}, viewer_id=2)
+        assert filters == f"{written['time_iso']} {written['time_shown']}"
+    unreadable = bubble({**message, "created_at": "not a time"}, viewer_id=2)
+    assert (unreadable["time_iso"], unreadable["time_shown"]) == ("", "")

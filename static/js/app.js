@@ -47,6 +47,15 @@
         // swapping it now would leave the answer without a place to land.
         const busy = targets.some((t) => t.matches(".htmx-request") || t.querySelector(":scope > .htmx-request"));
         if (!targets.length || busy) { fragment.remove(); return; }
+        // A row's text comes alone when the server knows the row at the top of the list already; a list
+        // fetched meanwhile (a catch-up) may have put another above it, or left a copy: the row goes up, alone.
+        if (fragment.id.startsWith("chat-row-body-")) {
+          const row = targets[0].closest(".chat-row");
+          if (row && row.parentElement) {
+            $$(`.chat-row[data-chat-id="${row.dataset.chatId}"]`).forEach((copy) => { if (copy !== row) copy.remove(); });
+            if (row.parentElement.firstElementChild !== row) row.parentElement.prepend(row);
+          }
+        }
         // A message already on the page (caught up, or sent over HTTP) is not added twice.
         $$("article[id^='msg-']", fragment).concat(fragment.matches("article[id^='msg-']") ? [fragment] : [])
           .forEach((bubble) => {
