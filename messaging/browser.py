@@ -39,8 +39,8 @@ def bubble(message: dict[str, Any] | StoredMessage, viewer_id: int) -> dict[str,
     created_at = message["created_at"]
     if not isinstance(created_at, datetime):
         created_at = parse_datetime(created_at)
-    # As the filters did: an aware time in the site's time zone, a naive one as it is, none as nothing.
-    local = timezone.localtime(created_at) if created_at is not None and timezone.is_aware(created_at) else created_at
+    # Converted as the date filters convert it (a naive time stays as it is); one that is not a time shows nothing.
+    local = timezone.template_localtime(created_at)
     return {
         **message,
         "created_at": created_at,
