@@ -558,7 +558,8 @@ def timed_get(connection: http.client.HTTPConnection, path: str, headers: dict[s
 
 
 def history(args: argparse.Namespace) -> dict:
-    """GET the newest page and a page deep in history (before=), one request at a time on a kept connection."""
+    """GET the newest page, a page deep in history (before=) and the chat list (each chat with its last
+    message), one request at a time on a kept connection."""
     address = urlsplit(args.base[0])
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
     headers = {"Authorization": f"Bearer {args.token}"}
@@ -570,12 +571,19 @@ def history(args: argparse.Namespace) -> dict:
     path = f"/api/chats/{args.chat_id}/messages"
     newest = timed_pages(path)
     deep = timed_pages(f"{path}?before={args.before}")
+    chat_list = timed_pages("/api/chats")
     connection.close()
 
     def summary(timings: list[float]) -> dict:
         return {"p50_ms": ms(percentile(timings, 0.5)), "p99_ms": ms(percentile(timings, 0.99))}
 
-    return {"scenario": "history", "requests": args.requests, "newest": summary(newest), "deep": summary(deep)}
+    return {
+        "scenario": "history",
+        "requests": args.requests,
+        "newest": summary(newest),
+        "deep": summary(deep),
+        "chat_list": summary(chat_list),
+    }
 
 
 # --- command line --------------------------------------------------------------------------

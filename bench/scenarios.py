@@ -368,6 +368,7 @@ def history(run: Run) -> list[Row]:
                         "requests": pages["requests"],
                         "newest": pages["newest"],
                         "deep": pages["deep"],
+                        "chat_list": pages["chat_list"],
                     }
                 )
         finally:
@@ -390,6 +391,8 @@ def print_history(rows: list[Row]) -> None:
             ("deep p50", 10),
             ("p99 ms", 8),
             ("deep p99 vs first", 19),
+            ("list p50", 10),
+            ("p99 ms", 8),
         ],
         [
             [
@@ -399,13 +402,16 @@ def print_history(rows: list[Row]) -> None:
                 row["deep"]["p50_ms"],
                 row["deep"]["p99_ms"],
                 f"{row['deep_p99_vs_first']}x",
+                row["chat_list"]["p50_ms"],
+                row["chat_list"]["p99_ms"],
             ]
             for row in rows
         ],
     )
     if rows:
         print(
-            f"  (GET /api/chats/{{id}}/messages, {rows[0]['requests']} requests each, one at a time; all but "
+            f"  (GET /api/chats/{{id}}/messages, newest and deep pages, and GET /api/chats, the chat list with each"
+            f" chat's last message: {rows[0]['requests']} requests each, one at a time; all but "
             f"{rows[0]['depth']} messages seeded straight into the {rows[0]['store']} message store)"
         )
 

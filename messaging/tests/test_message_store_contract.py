@@ -13,6 +13,7 @@ import uuid
 import mongomock
 import pytest
 
+from messaging.store import orm
 from messaging.store.base import InvalidMessageId, MessageStoreUnavailable
 from messaging.store.mongo import MongoMessageStore
 from messaging.store.orm import OrmMessageStore
@@ -182,6 +183,14 @@ def test_latest_gives_the_newest_message_of_each_chat(store):
     assert store.latest_of_chats([]) == {}
 
 
+@pytest.mark.parametrize("store", ["orm"], indirect=True)
+def test_the_sql_store_answers_the_newest_of_many_chats_a_few_hundred_at_a_time(store, monkeypatch):
+    monkeypatch.setattr(orm, "LATEST_CHATS_PER_QUERY", 2)
+    newest = {chat_id: [add(store, chat_id=chat_id) for _ in range(2)][-1] for chat_id in (1, 2, 3, 4, 5)}
+
+    assert store.latest_of_chats([5, 4, 3, 2, 1, 6]) == newest
+
+
 def test_soft_delete_keeps_the_message_in_place_marked_removed(store):
     before = add(store)
     target = add(store)
@@ -343,6 +352,39 @@ def test_on_mysql_pages_and_unread_counts_are_read_as_a_range_of_the_paging_inde
             cursor.execute("EXPLAIN " + sql, params)
             plan = dict(zip([column[0] for column in cursor.description], cursor.fetchone(), strict=True))
             assert (plan["key"], plan["type"]) == ("message_chat_paging", "range")
+
+
+def test_the_newest_message_of_each_chat_is_one_index_seek_per_chat_not_a_read_of_the_chat():
+    """A chat list or a read asks for the chats' newest messages: that must not cost the chats' length
+    (SQLite read every message of a chat for MAX(id) ... GROUP BY chat_id; MariaDB ran an IN of a UNION
+    once per message)."""
+    from django.db import connection
+
+    store = OrmMessageStore()
+    for chat_id in (5, 5, 6):
+        add(store, chat_id=chat_id)
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert set(store.latest_of_chats([5, 6])) == {5, 6}
+
+    [(sql, params)] = statements
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+            steps = [row[-1] for row in cursor.fetchall()]
+            assert not [step for step in steps if step.startswith("SCAN messaging_message")], steps
+        else:
+            cursor.execute("EXPLAIN " + sql, params)
+            columns = [column[0] for column in cursor.description]
+            plan = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            # Planned on a table of three rows, the messages may be read whole; what must not be is a
+            # subquery run again for each of them.
+            assert not [row for row in plan if row["select_type"].startswith("DEPENDENT")], plan
 
 
 def test_count_unread_answers_for_a_thousand_windows(store):
