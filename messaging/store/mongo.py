@@ -195,7 +195,9 @@ class MongoMessageStore:
             return {}
         pipeline = [
             {"$match": {"chat_id": {"$in": list(chat_ids)}}},
-            {"$sort": {"chat_id": 1, "_id": -1}},
+            # The paging index read backwards gives this order, so no chat's messages are sorted in memory
+            # (ascending chat ids, descending _ids matched no index); the newest of each is the first the $group meets.
+            {"$sort": {"chat_id": -1, "_id": -1}},
             {"$group": {"_id": "$chat_id", "doc": {"$first": "$$ROOT"}}},
         ]
         rows = self._run(lambda: list(self.collection.aggregate(pipeline)))
