@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import sys
 import urllib.request
 
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect
 
-from chat_realtime.management.commands.serve import server_options
+from chat_realtime.management.commands.serve import load_application, server_options
 from chat_realtime.tests.servers import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,6 +27,17 @@ def test_the_server_runs_on_uvloop_and_httptools_without_compressing_websocket_f
     assert options["ws_per_message_deflate"] is False
     assert options["ws_max_size"] == 4000  # room for 1000 characters of UTF-8, no more
     assert (options["host"], options["port"], options["reload"]) == ("0.0.0.0", 9000, False)
+
+
+def test_serving_loads_the_application_first_and_keeps_its_start_up_out_of_the_collectors_way():
+    gc.unfreeze()
+    try:
+        load_application()
+
+        assert "chat_realtime.asgi" in sys.modules
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_a_served_worker_answers_http_and_an_authenticated_websocket_without_deflate(user, tmp_path):

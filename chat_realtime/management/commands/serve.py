@@ -10,6 +10,8 @@ machine and load, daphne served the chat scenario about a fifth slower).
 
 from __future__ import annotations
 
+import gc
+from importlib import import_module
 from typing import Any
 
 import uvicorn
@@ -42,6 +44,19 @@ def server_options(*, host: str, port: int, reload: bool = False) -> dict[str, A
     }
 
 
+def load_application() -> None:
+    """Import the application before serving, then keep what the import made out of the collector's way.
+
+    A full collection walks every object of the process: under the chat load it
+    stopped the worker, every socket with it, for 78-146 ms; with the start-up's
+    objects frozen (`gc.freeze`: never looked at again, so its garbage is
+    collected first) it takes 4-8 ms (docs/benchmarks.md).
+    """
+    import_module(APPLICATION.partition(":")[0])
+    gc.collect()
+    gc.freeze()
+
+
 class Command(BaseCommand):
     help = "Serve the app (HTTP and websockets) with uvicorn, configured as in production."
 
@@ -51,4 +66,6 @@ class Command(BaseCommand):
         parser.add_argument("--reload", action="store_true", help="restart when the code changes (development)")
 
     def handle(self, *args: Any, host: str, port: int, reload: bool, **options: Any) -> None:
+        if not reload:  # with --reload, a child process imports the application, afresh at every change
+            load_application()
         uvicorn.run(APPLICATION, **server_options(host=host, port=port, reload=reload))
