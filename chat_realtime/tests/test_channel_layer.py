@@ -87,6 +87,76 @@ async def test_messages_sent_together_arrive_in_order_on_every_worker():
 
 
 @needs_redis
+async def test_messages_sent_together_go_to_redis_in_one_write(monkeypatch):
+    from redis.asyncio.connection import Connection
+
+    writes = []
+    send_packed_command = Connection.send_packed_command
+
+    async def recorded(connection, command, *args, **kwargs):
+        if b"PUBLISH" in (command if isinstance(command, bytes) else b"".join(command)):
+            writes.append(command)
+        return await send_packed_command(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", recorded)
+    here, there = worker_layer(), worker_layer()
+    try:
+        remote = await member(there, "chat.6")
+        await here.group_send("chat.6", {"type": "deliver", "n": -1})  # the first publish connects
+        writes.clear()
+
+        await asyncio.gather(*(here.group_send("chat.6", {"type": "deliver", "n": n}) for n in range(5)))
+
+        assert len(writes) == 1 and writes[0].count(b"PUBLISH") == 5
+        assert await received(there, remote) == [{"type": "deliver", "n": n} for n in range(-1, 5)]
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
+async def test_a_publish_cut_off_midway_fails_alone_and_the_next_goes_through(monkeypatch, caplog):
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    here, there = worker_layer(), worker_layer()
+    try:
+        remote = await member(there, "chat.7")
+        await here.group_send("chat.7", {"type": "deliver", "n": 0})
+        read_response = Connection.read_response
+        cut = []
+
+        async def cut_off_once(connection, *args, **kwargs):
+            if not cut:
+                cut.append(connection)
+                raise RedisConnectionError("connection reset midway")
+            return await read_response(connection, *args, **kwargs)
+
+        disconnect = Connection.disconnect
+        dropped = []
+
+        async def recorded_disconnect(connection, *args, **kwargs):
+            dropped.append(connection)
+            return await disconnect(connection, *args, **kwargs)
+
+        monkeypatch.setattr(Connection, "read_response", cut_off_once)
+        monkeypatch.setattr(Connection, "disconnect", recorded_disconnect)
+
+        with pytest.raises(RedisConnectionError):
+            await here.group_send("chat.7", {"type": "deliver", "n": 1})
+        await here.group_send("chat.7", {"type": "deliver", "n": 2})
+
+        # Its answer unread, the connection is dropped rather than used again: the next publish reads its own.
+        assert dropped == cut
+        assert "could not publish group messages to Redis" in caplog.text
+        # The cut came after the write: Redis had published it.
+        assert await received(there, remote) == [{"type": "deliver", "n": n} for n in range(3)]
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
 async def test_a_worker_without_members_of_the_group_gets_nothing():
     here, there = worker_layer(), worker_layer()
     try:
