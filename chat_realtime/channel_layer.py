@@ -289,8 +289,10 @@ class TaggedShardConnection(RedisSingleShardConnection):
             for _ in batch:
                 await connection.read_response()
         except BaseException:
-            # Half written or half read: the connection's state is unknown, so it is not used again.
-            await connection.disconnect()
+            # Half written or half read: its socket is closed, and whoever takes the connection next opens a
+            # new one rather than read this batch's answers as theirs. Without waiting, as redis-py's own
+            # error paths close it, so that nothing here replaces the error.
+            await connection.disconnect(nowait=True)
             raise
         finally:
             await pool.release(connection)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
+import os
+import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect
 
-from chat_realtime.management.commands.serve import load_application, server_options
+from chat_realtime.management.commands.serve import server_options
 from chat_realtime.tests.servers import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_server_runs_on_uvloop_and_httptools_without_compressing_websocket_frames(settings):
@@ -29,15 +33,27 @@ def test_the_server_runs_on_uvloop_and_httptools_without_compressing_websocket_f
     assert (options["host"], options["port"], options["reload"]) == ("0.0.0.0", 9000, False)
 
 
-def test_serving_loads_the_application_first_and_keeps_its_start_up_out_of_the_collectors_way():
-    gc.unfreeze()
-    try:
-        load_application()
+# In a process of its own: pytest has long imported the application, and freezing would outlive the test.
+LOAD_AND_FREEZE = """
+import gc, sys, django
+django.setup()
+from chat_realtime.management.commands import serve
+assert "chat_realtime.asgi" not in sys.modules
+serve.load_application()
+application = sys.modules["chat_realtime.asgi"].application
+assert gc.get_freeze_count() > 0
+assert not any(o is application for generation in range(3) for o in gc.get_objects(generation)), "not frozen"
+"""
 
-        assert "chat_realtime.asgi" in sys.modules
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
+
+def test_serving_loads_the_application_first_and_keeps_its_start_up_out_of_the_collectors_way(tmp_path):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chat_realtime.settings", "DEBUG": "true", "VAR_DIR": str(tmp_path)}
+
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_FREEZE], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_served_worker_answers_http_and_an_authenticated_websocket_without_deflate(user, tmp_path):

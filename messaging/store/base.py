@@ -116,7 +116,7 @@ class MessageStore(Protocol):
     def latest(self, chat_id: int) -> StoredMessage | None: ...
 
     def latest_of_chats(self, chat_ids: list[int]) -> dict[int, StoredMessage]:
-        """The newest message of each chat that has one, in one round trip."""
+        """The newest message of each chat that has one: one round trip for up to a few hundred chats."""
 
     def search(
         self,

@@ -282,6 +282,7 @@ class OrmMessageStore:
         return page[0] if page else None
 
     def latest_of_chats(self, chat_ids):
+        chat_ids = list(dict.fromkeys(chat_ids))  # any iterable; each chat sought once
         if len(chat_ids) > LATEST_CHATS_PER_QUERY:
             # SQLite takes at most 500 SELECTs in a UNION.
             return {
@@ -298,7 +299,7 @@ class OrmMessageStore:
         table = connection.ops.quote_name(Message._meta.db_table)
         each = " UNION ALL ".join([f"SELECT MAX(id) AS id FROM {table} WHERE chat_id = %s"] * len(chat_ids))  # noqa: S608
         where = f"id IN (SELECT newest.id FROM ({each}) newest)"  # noqa: S608
-        return {message.chat_id: message for message in self._query(lambda: _select(where, list(chat_ids)))}
+        return {message.chat_id: message for message in self._query(lambda: _select(where, chat_ids))}
 
     def search(self, *, chat_id=None, sender_id=None, text=None, since=None, until=None, limit=50):
         rows = Message.objects.all()
