@@ -19,7 +19,7 @@ a read back, a decode, and only then delivery. Here `group_send` hands the
 message straight to this process's members and publishes it, tagged with this
 layer's id, for the other workers; the copy Redis echoes back to this process
 is dropped. Publishes queued while one is being written go to
-Redis together in one write, in the order they were sent.
+Redis together in one pipeline, in the order they were sent.
 
 Everything else (channels, subscriptions, reconnection) is channels-redis's own;
 its receiving loop is kept too, but reads without a timeout per message.
@@ -45,7 +45,6 @@ from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
-from hiredis import pack_command
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +265,10 @@ class TaggedShardConnection(RedisSingleShardConnection):
                 if self._written is written:
                     self._written = None
                 self._ensure_redis()
-                await self._publish_all(batch)
+                pipeline = self._redis.pipeline(transaction=False)
+                for channel, message in batch:
+                    pipeline.publish(channel, message)
+                await pipeline.execute()
         except BaseException as error:
             # Whatever stopped this write (even a cancellation), the next publish starts a new one.
             if self._written is written:
@@ -277,25 +279,6 @@ class TaggedShardConnection(RedisSingleShardConnection):
                 raise
         else:
             written.set_result(None)
-
-    async def _publish_all(self, batch: deque[tuple[str, bytes]]) -> None:
-        """PUBLISH each (channel, message) in one write, then read the answers, as a redis-py pipeline does
-        without its per-command Python: hiredis packs the commands. The pipeline's packing and bookkeeping
-        were half of this process's publishing time (docs/benchmarks.md, tenth profile)."""
-        pool = self._redis.connection_pool
-        connection = await pool.get_connection()
-        try:
-            await connection.send_packed_command(b"".join(pack_command(("PUBLISH", *item)) for item in batch))
-            for _ in batch:
-                await connection.read_response()
-        except BaseException:
-            # Half written or half read: its socket is closed, and whoever takes the connection next opens a
-            # new one rather than read this batch's answers as theirs. Without waiting, as redis-py's own
-            # error paths close it, so that nothing here replaces the error.
-            await connection.disconnect(nowait=True)
-            raise
-        finally:
-            await pool.release(connection)
 
     async def _do_receiving(self) -> None:
         # channels-redis's loop, but each read waits for the next message with no timeout: entering and

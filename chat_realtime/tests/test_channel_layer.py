@@ -94,8 +94,9 @@ async def test_messages_sent_together_go_to_redis_in_one_write(monkeypatch):
     send_packed_command = Connection.send_packed_command
 
     async def recorded(connection, command, *args, **kwargs):
-        if b"PUBLISH" in (command if isinstance(command, bytes) else b"".join(command)):
-            writes.append(command)
+        written = command if isinstance(command, bytes) else b"".join(command)
+        if b"PUBLISH" in written:
+            writes.append(written)
         return await send_packed_command(connection, command, *args, **kwargs)
 
     monkeypatch.setattr(Connection, "send_packed_command", recorded)
