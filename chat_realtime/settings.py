@@ -106,6 +106,11 @@ def parse_rate(name: str, raw: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
+# Pages (of 4 KiB) the SQLite log may grow to before a commit checkpoints it itself: ten times SQLite's
+# default, so that where the server's checkpoint thread runs, no commit has to.
+SQLITE_FALLBACK_CHECKPOINT_PAGES = 10_000
+
+
 def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
     """MySQL/MariaDB through mysqlclient when DB_HOST is set, SQLite otherwise."""
     if env.get("DB_HOST"):
@@ -138,10 +143,15 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
         # data in memory: otherwise a statement's undo journal that outgrows
         # 64 KiB (a batch of sends' multi-row INSERT or UPDATE) goes to a file,
         # opened, written and unlinked each time (docs/benchmarks.md, sixth profile).
+        # Checkpoints run in a thread of the server's (chat_realtime.sqlite_checkpoints); a commit runs one
+        # itself only past SQLITE_FALLBACK_CHECKPOINT_PAGES.
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; "
+                f"PRAGMA wal_autocheckpoint={SQLITE_FALLBACK_CHECKPOINT_PAGES};"
+            ),
         },
         # Tests use a file too, so they see the same locking as the running app.
         "TEST": {"NAME": str(Path(name).with_name("test-" + Path(name).name))},

@@ -14,6 +14,7 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect
 
+from chat_realtime.management.commands import serve
 from chat_realtime.management.commands.serve import server_options
 from chat_realtime.tests.servers import WorkerProcess
 
@@ -54,6 +55,19 @@ def test_serving_loads_the_application_first_and_keeps_its_start_up_out_of_the_c
     )
 
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("reload", "started"), [(False, ["default"]), (True, [])])
+def test_serving_starts_the_sqlite_checkpoint_thread_unless_reloading(monkeypatch, reload, started):
+    """With --reload a child process serves, and its commits checkpoint for themselves."""
+    calls = []
+    monkeypatch.setattr(serve, "load_application", lambda: None)
+    monkeypatch.setattr(serve, "start_wal_checkpoints", lambda alias="default": calls.append(alias))
+    monkeypatch.setattr(serve.uvicorn, "run", lambda *args, **kwargs: None)
+
+    serve.Command().handle(host="127.0.0.1", port=9000, reload=reload)
+
+    assert calls == started
 
 
 def test_a_served_worker_answers_http_and_an_authenticated_websocket_without_deflate(user, tmp_path):

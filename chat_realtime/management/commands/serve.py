@@ -1,6 +1,7 @@
 """`manage.py serve`: the ASGI server the app runs on, configured in this one place.
 
-uvicorn with uvloop and httptools, permessage-deflate off. The Dockerfile,
+uvicorn with uvloop and httptools, permessage-deflate off; on SQLite, a thread
+that checkpoints its log (chat_realtime.sqlite_checkpoints). The Dockerfile,
 `make run` (with --reload), `make run-cluster`, the benchmarks and the tests
 that start real worker processes all start the app through this command, so
 what runs anywhere is what was measured (docs/benchmarks.md: on the same
@@ -17,6 +18,8 @@ from typing import Any
 import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from chat_realtime.sqlite_checkpoints import start_wal_checkpoints
 
 APPLICATION = "chat_realtime.asgi:application"
 
@@ -68,4 +71,5 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, reload: bool, **options: Any) -> None:
         if not reload:  # with --reload, a child process imports the application, afresh at every change
             load_application()
+            start_wal_checkpoints()
         uvicorn.run(APPLICATION, **server_options(host=host, port=port, reload=reload))
