@@ -107,7 +107,7 @@ def parse_rate(name: str, raw: str) -> tuple[int, int] | None:
 
 
 # Pages (of 4 KiB) the SQLite log may grow to before a commit checkpoints it itself: ten times SQLite's
-# default, so that where the server's checkpoint thread runs, no commit has to.
+# default, so that where the server's checkpoint thread runs, a commit seldom does, and finds little to copy.
 SQLITE_FALLBACK_CHECKPOINT_PAGES = 10_000
 
 
