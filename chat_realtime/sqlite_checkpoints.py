@@ -1,23 +1,24 @@
-"""SQLite's checkpoints in a thread of their own, so that no commit waits for one.
+"""SQLite's checkpoints in a thread of their own, so that commits seldom wait for one.
 
 In WAL mode a commit appends the pages it changed to the log, and a checkpoint
 copies the log back into the database file and syncs the file. SQLite runs one
-itself right after whichever commit takes the log past `wal_autocheckpoint`
+itself after each commit that finds the log at or past `wal_autocheckpoint`
 pages, in that commit's thread. Under the chat load that was one of the send
 queue's commits every tenth of a second, and it held up every message in
 flight for 10-15 ms: most of the slowest messages (docs/benchmarks.md).
 SQLite's documentation suggests the way out: turn the automatic checkpoints
 down and run them in a separate thread. `manage.py serve` starts this one; a
 PASSIVE checkpoint waits for no reader or writer and none waits for it, and
-SQLite lets go of the interpreter lock while it copies and syncs.
+Python's sqlite3 module lets go of the interpreter lock while SQLite copies.
 
 The connections keep a threshold of their own, ten times SQLite's default
 (chat_realtime.settings, SQLITE_FALLBACK_CHECKPOINT_PAGES): processes without
-this thread (manage.py commands, the tests, `serve --reload`) still checkpoint.
-So does the server, now and then: under a load that never pauses, a PASSIVE
-checkpoint never catches up with the newest commit, and SQLite starts the log
-over only once one has; the commit that takes the log past the threshold does
-that, copying back only what came since this thread's last pass.
+this thread (manage.py commands, the tests) still checkpoint. So does the
+server, now and then: under a load that seldom pauses, a PASSIVE checkpoint
+seldom catches up with the newest commit, and SQLite starts the log over only
+once one has; the commits past the threshold do that, each copying back what
+came since the last pass. Several workers on one database file (`make
+run-cluster` on SQLite) each run a thread; passes that meet skip each other.
 """
 
 from __future__ import annotations
@@ -25,20 +26,23 @@ from __future__ import annotations
 import logging
 import threading
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 logger = logging.getLogger(__name__)
 
-# Often enough that a commit's fallback checkpoint finds little left to copy (a tenth of a second's pages);
-# idle, the thread costs a quarter of a percent of a core.
+# Often enough that a commit past the threshold finds little left to copy (a tenth of a second's pages).
 CHECKPOINT_EVERY_SECONDS = 0.1
-# After a failed checkpoint (the file gone, the disk full): the commits' own checkpoints go on meanwhile.
+# After a failed checkpoint (a disk error, say): the commits' own checkpoints go on meanwhile.
 RETRY_AFTER_SECONDS = 5.0
 
 
 class WalCheckpoints:
     """A daemon thread checkpointing the SQLite database `alias` every `every` seconds until stopped, on a
-    connection of its own. `last` is SQLite's latest answer: (busy, pages in the log, pages copied back)."""
+    connection of its own.
+
+    `last` is SQLite's answer to the latest pass that went through: (busy, pages
+    in the log, pages copied back), (1, -1, -1) when another checkpoint held the log.
+    """
 
     def __init__(self, alias: str = DEFAULT_DB_ALIAS, *, every: float = CHECKPOINT_EVERY_SECONDS) -> None:
         self.alias = alias
@@ -60,18 +64,29 @@ class WalCheckpoints:
 
     def _run(self) -> None:
         connection = connections[self.alias]  # this thread's own
+        wait = self.every
         try:
-            while not self._stopping.wait(self.every):
+            while not self._stopping.wait(wait):
                 try:
-                    with connection.cursor() as cursor:
-                        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        self.last = cursor.fetchone()
-                except DatabaseError:
+                    self.last = self._checkpoint(connection)
+                    wait = self.every
+                except Exception:
+                    # Whatever it was, the thread goes on: without it every commit past the threshold would
+                    # copy 10,000 pages (tens of milliseconds with every message waiting).
                     logger.exception("SQLite checkpoint of %r failed; next try in %ss", self.alias, RETRY_AFTER_SECONDS)
-                    connection.close()
-                    self._stopping.wait(RETRY_AFTER_SECONDS)
+                    wait = RETRY_AFTER_SECONDS
+                    try:
+                        connection.close()
+                    except Exception:
+                        logger.exception("closing the checkpoint connection of %r failed", self.alias)
         finally:
             connection.close()
+
+    def _checkpoint(self, connection) -> tuple[int, int, int]:
+        connection.ensure_connection()
+        # On the driver's connection, not a Django cursor: ten a second would fill the query log under DEBUG.
+        with connection.wrap_database_errors:
+            return connection.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
 def start_wal_checkpoints(alias: str = DEFAULT_DB_ALIAS) -> WalCheckpoints | None:

@@ -71,5 +71,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, reload: bool, **options: Any) -> None:
         if not reload:  # with --reload, a child process imports the application, afresh at every change
             load_application()
-            start_wal_checkpoints()
+        # Here either way: with --reload this process outlives the children that serve.
+        start_wal_checkpoints()
         uvicorn.run(APPLICATION, **server_options(host=host, port=port, reload=reload))
