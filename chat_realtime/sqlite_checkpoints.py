@@ -27,6 +27,7 @@ import logging
 import threading
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class WalCheckpoints:
         finally:
             connection.close()
 
-    def _checkpoint(self, connection) -> tuple[int, int, int]:
+    def _checkpoint(self, connection: BaseDatabaseWrapper) -> tuple[int, int, int]:
         connection.ensure_connection()
         # On the driver's connection, not a Django cursor: ten a second would fill the query log under DEBUG.
         with connection.wrap_database_errors:
