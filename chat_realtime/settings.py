@@ -134,7 +134,7 @@ def database_config(env: Mapping[str, str], var_dir: Path) -> dict:
         }
     name = env.get("SQLITE_PATH") or str(var_dir / "db.sqlite3")
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": "chat_realtime.sqlite_backend",
         "NAME": name,
         "CONN_MAX_AGE": env_int(env, "DB_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,

@@ -29,7 +29,7 @@ STRONG = "k" * 20 + "0123456789abcdefghijklmnopqrstuv"
 def test_without_db_host_the_database_is_sqlite_in_the_local_folder(tmp_path):
     config = database_config({}, tmp_path)
 
-    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["ENGINE"] == "chat_realtime.sqlite_backend"
     assert config["NAME"] == str(tmp_path / "db.sqlite3")
 
 
@@ -100,7 +100,7 @@ def test_the_running_settings_follow_the_environment_of_this_run():
     if os.environ.get("DB_HOST"):
         assert project_settings.DATABASES["default"]["ENGINE"] == "chat_realtime.mysql_backend"
     else:
-        assert project_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+        assert project_settings.DATABASES["default"]["ENGINE"] == "chat_realtime.sqlite_backend"
     if os.environ.get("REDIS_HOST"):
         assert project_settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("LocalFirstPubSubChannelLayer")
     else:

@@ -16,7 +16,7 @@ from chat_realtime.sqlite_checkpoints import WalCheckpoints, start_wal_checkpoin
 from messaging.models import Chat
 
 on_sqlite = pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
+    settings.DATABASES["default"]["ENGINE"] != "chat_realtime.sqlite_backend",
     reason="SQLite's checkpoints: the embedded run of the suite tests them (this run is on another database)",
 )
 pytestmark = pytest.mark.django_db(transaction=True)
