@@ -61,4 +61,3 @@ def test_literal_percent_signs_and_named_parameters_still_mean_what_they_say():
         assert cursor.fetchone() == ("a%sb", 1)
         cursor.execute("SELECT %(first)s || %(second)s", {"first": "a", "second": "b"})
         assert cursor.fetchone() == ("ab",)
-
