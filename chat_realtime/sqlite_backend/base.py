@@ -5,9 +5,11 @@ into SQLite's `?` with a regular expression on every execute. The send path's
 statements are long (a batch of twenty sends inserts 120 values, then updates
 40 memberships by CASE) and the same texts come back batch after batch: the
 conversion took 8 % of a batch's time in the database thread
-(docs/benchmarks.md). Here each text is converted once and remembered; the
-texts hold placeholders, names and fixed words, never values, and the least
-recently used are forgotten past CONVERTED_STATEMENTS.
+(docs/benchmarks.md). Here each text is converted once and remembered. The
+texts hold placeholders, names and fixed words (and the numbers of LIMIT and
+OFFSET, which Django writes in), so they repeat; lists of other lengths make
+other texts, and the least recently used are forgotten past
+CONVERTED_STATEMENTS.
 """
 
 from __future__ import annotations

@@ -61,3 +61,16 @@ def test_literal_percent_signs_and_named_parameters_still_mean_what_they_say():
         assert cursor.fetchone() == ("a%sb", 1)
         cursor.execute("SELECT %(first)s || %(second)s", {"first": "a", "second": "b"})
         assert cursor.fetchone() == ("ab",)
+
+
+@on_sqlite
+@pytest.mark.django_db
+def test_a_statement_run_for_many_rows_is_converted_as_well():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE placeholder_probe (label TEXT, share TEXT)")
+        cursor.executemany("INSERT INTO placeholder_probe VALUES (%s, '100%%')", [["a"], ["b"]])
+        cursor.executemany(
+            "INSERT INTO placeholder_probe VALUES (%(label)s, %(share)s)", [{"label": "c", "share": "1%"}]
+        )
+        cursor.execute("SELECT label, share FROM placeholder_probe ORDER BY label")
+        assert cursor.fetchall() == [("a", "100%"), ("b", "100%"), ("c", "1%")]
