@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from copy import deepcopy
 
 from channels.exceptions import ChannelFull
@@ -48,7 +50,16 @@ from channels_redis.utils import _wrap_close
 
 logger = logging.getLogger(__name__)
 
-ORIGIN_BYTES = 16
+WORKER_ID_BYTES = 16
+PROBE_BYTES = 8
+HEADER_BYTES = WORKER_ID_BYTES + PROBE_BYTES
+NO_PROBE = bytes(PROBE_BYTES)
+REQUEST_BYTES = 8
+# What workers tell each other on a shard's control channel (TaggedShardConnection).
+ANNOUNCE, ACK, RESET = b"A", b"K", b"R"
+SYNC_PREFIX = b"chat-realtime-sync:"
+ACK_TIMEOUT_SECONDS = 2.0
+SYNC_TIMEOUT_SECONDS = 5.0
 EXPIRY_SCAN_EVERY_SECONDS = 1.0
 # Ten full batches of sends (messaging.group_commit.MAX_BATCH) into one chat, with their chat_updates.
 MAILBOX_CAPACITY = 1000
@@ -191,7 +202,7 @@ class LocalFirstPubSubChannelLayer(RedisPubSubChannelLayer):
 class LocalFirstLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.origin = uuid.uuid4().bytes
+        self.worker_id = uuid.uuid4().bytes
         self.mailboxes: dict[str, Mailbox] = {}
         self._shards = [TaggedShardConnection(shard.host, self) for shard in self._shards]
 
@@ -205,20 +216,31 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
     def _get_group_channel_name(self, group: str) -> str:
         # Not the stock layer's name: its workers cannot read tagged messages, so during a rolling
         # upgrade the two kinds of worker must not share group channels (nothing is misread).
-        return f"{self.prefix}__tagged_group__{group}"
+        return f"{self.prefix}__probed_group__{group}"
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Returns once every other worker will publish this group's messages for this worker to hear."""
+        await super().group_add(group, channel)
+        group_channel = self._get_group_channel_name(group)
+        await self._get_shard(group_channel).announce_member(group_channel)
 
     async def group_send(self, group: str, message: dict) -> None:
-        await asyncio.shield(self._group_send(group, message))
+        published = self._group_send(group, message)
+        if published is not None:
+            await asyncio.shield(published)
 
     def group_send_nowait(self, group: str, message: dict) -> None:
         """Delivered here at once; published for the other workers in order with the other sends."""
         self._group_send(group, message)
 
-    def _group_send(self, group: str, message: dict) -> asyncio.Future[None]:
+    def _group_send(self, group: str, message: dict) -> asyncio.Future[None] | None:
         group_channel = self._get_group_channel_name(group)
         data = self.channel_layer.serialize(message)
         self.deliver_here(group_channel, message, data)
-        return self._get_shard(group_channel).publish_soon(group_channel, self.origin + data)
+        shard = self._get_shard(group_channel)
+        if group_channel in shard.alone_in:
+            return None  # no other worker has a member: nobody to publish for
+        return shard.publish_group_message(group_channel, data)
 
     def deliver_here(self, group_channel: str, message: dict | None, data: bytes) -> None:
         """A group message to this process's members of the group (`message` decoded from `data` if None)."""
@@ -235,21 +257,70 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
 
 
 class TaggedShardConnection(RedisSingleShardConnection):
-    """One Redis connection of the layer: drops its own group messages, batches its publishes."""
+    """One Redis connection of the layer: drops its own group messages, batches its publishes, and
+    publishes a group's messages only while another worker has members of that group.
+
+    Each group message goes to Redis behind a header: the sending worker's id,
+    then a probe number (0 for none). A worker drops what comes back with its
+    own id: it delivered that message here when it sent it.
+
+    Whether another worker has members comes from PUBLISH's answer (how many
+    subscribers received it). A publish to a group this worker has members of
+    is sent as a probe: answered 1, and echoed back to this worker (so the one
+    receiver was this worker, not another one while this worker's subscription
+    was away), the group goes into `alone_in`, and its messages are no longer
+    published. Another worker joining must be heard of before its
+    `group_add` returns, or a message sent after it would miss its member:
+
+    - the joining worker makes sure Redis has its SUBSCRIBE (a PING on the
+      same connection, answered after it), then announces the group on the
+      shard's control channel, which every worker with a subscription listens
+      to, and waits until every other listener (PUBLISH's count) has answered;
+    - a worker that hears the announcement takes the group out of `alone_in`,
+      forgets the probes of it still on their way, and then answers;
+    - a worker whose subscriber connection dropped forgets all it believed,
+      and once its subscriptions are back, tells the others to forget theirs
+      (they may have counted it out while it was away).
+
+    A worker that does not answer an announcement within ACK_TIMEOUT_SECONDS
+    (gone, or its loop stuck) is not waited for longer: the join goes on and
+    a warning is logged.
+    """
 
     def __init__(self, host: str | dict, channel_layer: LocalFirstLoopLayer) -> None:
         super().__init__(host, channel_layer)
-        self._outgoing: deque[tuple[str, bytes]] = deque()
+        self._outgoing: deque[tuple[str, bytes, int]] = deque()
         self._written: asyncio.Future[None] | None = None
         self._writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
+        self.control_channel = f"{channel_layer.prefix}__workers"
+        # Group channels this worker has members of and, as last heard, no other worker does.
+        self.alone_in: set[str] = set()
+        self._probes: dict[int, Probe] = {}
+        self._last_probe = 0
+        self._listening = False  # the control channel is subscribed
+        self._reset_after: int | None = None  # the sync whose answer says this worker's subscriptions are back
+        self._joined: dict[str, asyncio.Future[None]] = {}
+        self._announcements: dict[bytes, Announcement] = {}
+        self._syncs: dict[int, asyncio.Future[None]] = {}
+        self._last_sync = 0
 
-    def publish_soon(self, channel: str, message: bytes) -> asyncio.Future[None]:
+    # --- Publishing -------------------------------------------------------------------------------
+
+    def publish_group_message(self, group_channel: str, data: bytes) -> asyncio.Future[None]:
+        probe = 0
+        if group_channel in self.channel_layer.groups:
+            self._last_probe = probe = self._last_probe + 1
+            self._probes[probe] = Probe(group_channel)
+        header = self.channel_layer.worker_id + probe.to_bytes(PROBE_BYTES)
+        return self.publish_soon(group_channel, header + data, probe)
+
+    def publish_soon(self, channel: str, message: bytes, probe: int = 0) -> asyncio.Future[None]:
         """Publish with whatever else is waiting: one round trip for all of them, in order.
 
         The future is done when that round trip is; a failure is logged here,
         whether or not anybody awaits it.
         """
-        self._outgoing.append((channel, message))
+        self._outgoing.append((channel, message, probe))
         if self._written is None:
             written = self._written = asyncio.get_running_loop().create_future()
             written.add_done_callback(_log_failed_publish)
@@ -257,6 +328,7 @@ class TaggedShardConnection(RedisSingleShardConnection):
         return self._written
 
     async def _write_outgoing(self, written: asyncio.Future[None]) -> None:
+        batch: deque[tuple[str, bytes, int]] = deque()
         try:
             # Let the senders of this loop iteration queue up before the first write.
             await asyncio.sleep(0)
@@ -266,10 +338,12 @@ class TaggedShardConnection(RedisSingleShardConnection):
                     self._written = None
                 self._ensure_redis()
                 pipeline = self._redis.pipeline(transaction=False)
-                for channel, message in batch:
+                for channel, message, _ in batch:
                     pipeline.publish(channel, message)
-                await pipeline.execute()
+                receivers = await pipeline.execute()
         except BaseException as error:
+            for _, _, probe in batch:
+                self._probes.pop(probe, None)
             # Whatever stopped this write (even a cancellation), the next publish starts a new one.
             if self._written is written:
                 self._written = None
@@ -278,7 +352,167 @@ class TaggedShardConnection(RedisSingleShardConnection):
             if not isinstance(error, Exception):
                 raise
         else:
+            for (_, _, probe), count in zip(batch, receivers, strict=True):
+                if probe:
+                    self._probe_answered(probe, count)
             written.set_result(None)
+
+    def _probe_answered(self, number: int, receivers: int) -> None:
+        probe = self._probes.get(number)
+        if probe is None:
+            return  # doubted while on its way
+        if receivers != 1:
+            del self._probes[number]
+        elif probe.echoed:
+            self._alone(number)
+        else:
+            probe.answered_alone = True
+
+    def _probe_echoed(self, number: int) -> None:
+        probe = self._probes.get(number)
+        if probe is None:
+            return
+        if probe.answered_alone:
+            self._alone(number)
+        else:
+            probe.echoed = True
+
+    def _alone(self, number: int) -> None:
+        self.alone_in.add(self._probes.pop(number).group_channel)
+
+    def _doubt(self, group_channel: str) -> None:
+        """Another worker may have joined the group, or this one left it: publish again, and let no probe
+        already on its way say otherwise."""
+        self.alone_in.discard(group_channel)
+        for number in [number for number, probe in self._probes.items() if probe.group_channel == group_channel]:
+            del self._probes[number]
+
+    def _forget_all(self) -> None:
+        self.alone_in.clear()
+        self._probes.clear()
+
+    # --- Subscribing and announcing ---------------------------------------------------------------
+
+    async def subscribe(self, channel: str) -> None:
+        async with self._lock:
+            if channel in self._subscribed_to:
+                return
+            self._ensure_redis()
+            self._ensure_receiver()
+            # The control channel first: a probe's echo then also shows this worker hears announcements.
+            channels = [channel] if self._listening else [self.control_channel, channel]
+            await self._pubsub.subscribe(*channels)
+            self._subscribed_to.update(channels)
+            if not self._listening:
+                self._listening = True
+                self._pubsub.connection.register_connect_callback(self._reconnected)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if self._joined.pop(channel, None) is not None:
+            self._doubt(channel)
+        await super().unsubscribe(channel)
+
+    async def announce_member(self, group_channel: str) -> None:
+        """Returns once the other workers know this one subscribes to `group_channel`."""
+        joined = self._joined.get(group_channel)
+        if joined is None:
+            joined = self._joined[group_channel] = asyncio.ensure_future(self._announce(group_channel))
+            joined.add_done_callback(functools.partial(self._join_ended, group_channel))
+        await asyncio.shield(joined)
+
+    def _join_ended(self, group_channel: str, joined: asyncio.Future[None]) -> None:
+        if (joined.cancelled() or joined.exception() is not None) and self._joined.get(group_channel) is joined:
+            del self._joined[group_channel]  # the next group_add tries again
+
+    async def _announce(self, group_channel: str) -> None:
+        await self._sync()
+        request = uuid.uuid4().bytes[:REQUEST_BYTES]
+        announcement = self._announcements[request] = Announcement()
+        try:
+            async with self._lock:
+                self._ensure_redis()
+                listeners = await self._redis.publish(
+                    self.control_channel, ANNOUNCE + self.channel_layer.worker_id + request + group_channel.encode()
+                )
+            # One of the listeners is this worker.
+            if not announcement.heard_from(listeners - 1):
+                await asyncio.wait_for(asyncio.shield(announcement.all_heard), ACK_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning(
+                "%d of %d workers did not answer within %s s that they will publish %s's messages here",
+                listeners - 1 - len(announcement.acks),
+                listeners - 1,
+                ACK_TIMEOUT_SECONDS,
+                group_channel,
+            )
+        finally:
+            del self._announcements[request]
+
+    async def _sync(self) -> None:
+        """Returns once Redis has handled everything sent before on the subscriber connection."""
+        async with self._lock:
+            self._ensure_redis()
+            self._ensure_receiver()
+            token = await self._send_sync(self._pubsub.execute_command)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._syncs[token]), SYNC_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise ConnectionError(f"Redis did not answer a PING within {SYNC_TIMEOUT_SECONDS} s") from None
+        finally:
+            self._syncs.pop(token, None)
+
+    async def _send_sync(self, send: Callable[..., Awaitable]) -> int:
+        self._last_sync += 1
+        token = self._last_sync
+        self._syncs[token] = asyncio.get_running_loop().create_future()
+        await send("PING", SYNC_PREFIX + str(token).encode())
+        return token
+
+    async def _reconnected(self, connection) -> None:
+        # Called by redis-py once it sent the SUBSCRIBE for everything this connection had subscribed.
+        self._forget_all()
+        self._reset_after = await self._send_sync(functools.partial(connection.send_command, check_health=False))
+
+    def _synced(self, token: int) -> None:
+        # Answers come in order, and a PING lost with a dropped connection is covered by the
+        # reconnection's own, sent after its SUBSCRIBE: a later answer settles every earlier one.
+        for waiting in [waiting for waiting in self._syncs if waiting <= token]:
+            pong = self._syncs.pop(waiting)
+            if not pong.done():
+                pong.set_result(None)
+        if self._reset_after is not None and token >= self._reset_after:
+            self._reset_after = None
+            self.publish_soon(self.control_channel, RESET + self.channel_layer.worker_id)
+
+    def _heard_on_control_channel(self, data: bytes) -> None:
+        # ANNOUNCE: kind, sender, request, group channel. ACK: kind, announcer, request, sender. RESET: kind, sender.
+        kind, worker = data[:1], data[1 : 1 + WORKER_ID_BYTES]
+        request = data[1 + WORKER_ID_BYTES : 1 + WORKER_ID_BYTES + REQUEST_BYTES]
+        rest = data[1 + WORKER_ID_BYTES + REQUEST_BYTES :]
+        if kind == ACK:
+            announcement = self._announcements.get(request) if worker == self.channel_layer.worker_id else None
+            if announcement is not None:
+                announcement.acked(rest)
+        elif worker == self.channel_layer.worker_id:
+            return
+        elif kind == ANNOUNCE:
+            self._doubt(rest.decode())
+            self.publish_soon(self.control_channel, ACK + worker + request + self.channel_layer.worker_id)
+        elif kind == RESET:
+            self._forget_all()
+
+    async def flush(self) -> None:
+        await super().flush()
+        self._forget_all()
+        self._listening = False
+        self._reset_after = None
+        self._joined.clear()
+        for pong in self._syncs.values():
+            if not pong.done():
+                pong.set_exception(ConnectionError("the channel layer was flushed"))
+        self._syncs.clear()
+
+    # --- Receiving --------------------------------------------------------------------------------
 
     async def _do_receiving(self) -> None:
         # channels-redis's loop, but each read waits for the next message with no timeout: entering and
@@ -293,22 +527,70 @@ class TaggedShardConnection(RedisSingleShardConnection):
             except (TimeoutError, asyncio.CancelledError, GeneratorExit):
                 raise
             except BaseException:
+                # Maybe the connection dropped: what this worker believed may be out of date already.
+                self._forget_all()
                 logger.exception("Unexpected exception in receive task")
                 await asyncio.sleep(1)
 
     def _receive_message(self, message: dict | None) -> None:
         if message is None:
             return
+        if message["type"] == "pong":
+            data = message["data"]
+            if data.startswith(SYNC_PREFIX):
+                self._synced(int(data[len(SYNC_PREFIX) :]))
+            return
         name = message["channel"]
         if isinstance(name, bytes):
             name = name.decode()
         if name not in self.channel_layer.groups:
-            super()._receive_message(message)
+            if name == self.control_channel:
+                self._heard_on_control_channel(message["data"])
+            else:
+                super()._receive_message(message)
             return
         data = message["data"]
-        if data[:ORIGIN_BYTES] == self.channel_layer.origin:
-            return  # delivered locally when it was sent
-        self.channel_layer.deliver_here(name, None, data[ORIGIN_BYTES:])
+        if data[:WORKER_ID_BYTES] == self.channel_layer.worker_id:
+            # Delivered here when it was sent.
+            if data[WORKER_ID_BYTES:HEADER_BYTES] != NO_PROBE:
+                self._probe_echoed(int.from_bytes(data[WORKER_ID_BYTES:HEADER_BYTES]))
+            return
+        self.channel_layer.deliver_here(name, None, data[HEADER_BYTES:])
+
+
+class Probe:
+    """A publish whose answer and echo may show that only this worker has members of the group."""
+
+    __slots__ = ("answered_alone", "echoed", "group_channel")
+
+    def __init__(self, group_channel: str) -> None:
+        self.group_channel = group_channel
+        self.answered_alone = False
+        self.echoed = False
+
+
+class Announcement:
+    """Which workers answered that they heard of this worker's new subscription."""
+
+    def __init__(self) -> None:
+        self.acks: set[bytes] = set()
+        self.expected: int | None = None
+        self.all_heard: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def heard_from(self, expected: int) -> bool:
+        self.expected = expected
+        return self._check()
+
+    def acked(self, worker: bytes) -> None:
+        self.acks.add(worker)
+        self._check()
+
+    def _check(self) -> bool:
+        if self.expected is not None and len(self.acks) >= self.expected:
+            if not self.all_heard.done():
+                self.all_heard.set_result(None)
+            return True
+        return False
 
 
 def _log_failed_publish(written: asyncio.Future[None]) -> None:

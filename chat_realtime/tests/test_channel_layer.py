@@ -332,3 +332,229 @@ async def test_a_mailbox_on_another_worker_gets_group_messages_through_redis_onc
     finally:
         await here.flush()
         await there.flush()
+
+
+# --- Publishing only while another worker has members -------------------------------------------
+
+
+def group_channel(layer, group: str) -> str:
+    return layer._get_layer()._get_group_channel_name(group)
+
+
+def shard(layer, group: str):
+    loop_layer = layer._get_layer()
+    return loop_layer._get_shard(loop_layer._get_group_channel_name(group))
+
+
+@pytest.fixture
+def publishes(monkeypatch):
+    """Counts the PUBLISH commands written to Redis, by channel."""
+    from redis.asyncio.connection import Connection
+
+    written: list[bytes] = []
+    send_packed_command = Connection.send_packed_command
+
+    async def recorded(connection, command, *args, **kwargs):
+        written.append(command if isinstance(command, bytes) else b"".join(command))
+        return await send_packed_command(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", recorded)
+
+    def to(channel: str) -> int:
+        name = channel.encode()
+        return sum(w.count(b"PUBLISH\r\n$%d\r\n%s\r\n" % (len(name), name)) for w in written)
+
+    return to
+
+
+@needs_redis
+async def test_a_worker_alone_in_a_group_stops_publishing_its_messages(publishes):
+    here = worker_layer()
+    try:
+        first, second = await member(here, "chat.20"), await member(here, "chat.20")
+
+        for n in range(4):
+            await here.group_send("chat.20", {"type": "deliver", "n": n})
+
+        # The first publish's answer (one receiver: this worker) tells it nobody else listens.
+        assert publishes(group_channel(here, "chat.20")) == 1
+        expected = [{"type": "deliver", "n": n} for n in range(4)]
+        assert await received(here, first) == expected
+        assert await received(here, second) == expected
+    finally:
+        await here.flush()
+
+
+@needs_redis
+async def test_a_member_joining_on_another_worker_gets_every_message_sent_after_its_join_returned(monkeypatch):
+    here, there = worker_layer(), worker_layer()
+    try:
+        for n in range(20):
+            group = f"chat.{30 + n}"
+            await member(here, group)
+            if n % 2:
+                # Alone, and known to be.
+                await here.group_send(group, {"type": "deliver", "n": "before"})
+                assert group_channel(here, group) in shard(here, group).alone_in
+                # And slow to hear of the join: the join must wait for it.
+                heard = shard(here, group)._heard_on_control_channel
+                monkeypatch.setattr(
+                    shard(here, group),
+                    "_heard_on_control_channel",
+                    lambda data, heard=heard: asyncio.get_running_loop().call_later(0.05, heard, data),
+                )
+            # The join races a publish whose answer may still say "alone" when it comes back.
+            channel, _ = await asyncio.gather(
+                member(there, group), here.group_send(group, {"type": "deliver", "n": "meanwhile"})
+            )
+            monkeypatch.undo()
+
+            await here.group_send(group, {"type": "deliver", "n": "after"})
+
+            # "meanwhile" was sent while the join was under way: it may or may not arrive.
+            assert [m for m in await received(there, channel, within=1.0) if m["n"] != "meanwhile"] == [
+                {"type": "deliver", "n": "after"}
+            ]
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
+async def test_an_answer_from_before_a_join_that_comes_back_after_it_does_not_silence_the_group():
+    here, there = worker_layer(), worker_layer()
+    try:
+        await member(here, "chat.24")
+        late = []
+        answered = shard(here, "chat.24")._probe_answered
+        shard(here, "chat.24")._probe_answered = lambda *answer: late.append(answer)
+        # Published when only this worker listened (one receiver), but the answer is slow to come back.
+        await here.group_send("chat.24", {"type": "deliver", "n": "before"})
+        channel = await member(there, "chat.24")
+        answered(*late[0])
+
+        await here.group_send("chat.24", {"type": "deliver", "n": "after"})
+
+        assert late[0][1] == 1
+        assert await received(there, channel) == [{"type": "deliver", "n": "after"}]
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
+async def test_when_the_other_workers_members_leave_the_sender_stops_publishing_again(publishes):
+    here, there = worker_layer(), worker_layer()
+    try:
+        local, remote = await member(here, "chat.21"), await member(there, "chat.21")
+        await here.group_send("chat.21", {"type": "deliver", "n": 0})
+        await there.group_discard("chat.21", remote)
+
+        for n in range(1, 4):
+            await here.group_send("chat.21", {"type": "deliver", "n": n})
+
+        # Published while the other worker listened (0), then once more to learn it had left (1).
+        assert publishes(group_channel(here, "chat.21")) == 2
+        assert await received(here, local) == [{"type": "deliver", "n": n} for n in range(4)]
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
+async def test_a_worker_back_from_a_dropped_connection_is_published_for_again(monkeypatch):
+    from redis.asyncio.connection import Connection
+
+    here, there = worker_layer(), worker_layer()
+    try:
+        await member(here, "chat.22")
+        _, remote = await mailbox_member(there, "chat.22")
+        dropped = shard(there, "chat.22")._pubsub.connection
+        back, connect = asyncio.Event(), Connection.connect
+
+        async def held_back(connection, *args, **kwargs):
+            if connection is dropped:
+                await back.wait()
+            return await connect(connection, *args, **kwargs)
+
+        monkeypatch.setattr(Connection, "connect", held_back)
+        await dropped.disconnect()
+        redis = shard(here, "chat.22")._redis
+        while (await redis.pubsub_numsub(group_channel(here, "chat.22")))[0][1] != 1:
+            await asyncio.sleep(0.01)
+        # Sent while the other worker was away: only this worker counted, so this one is alone now.
+        await here.group_send("chat.22", {"type": "deliver", "n": "away"})
+        assert group_channel(here, "chat.22") in shard(here, "chat.22").alone_in
+
+        back.set()
+        # Once its subscriptions are back, it tells the others to forget what they believed.
+        deadline = time.monotonic() + 5
+        heard = []
+        while not heard and time.monotonic() < deadline:
+            await here.group_send("chat.22", {"type": "deliver", "n": "back"})
+            heard = await taken(remote, within=0.1)
+
+        assert heard and {m["n"] for m in heard} == {"back"}
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
+async def test_a_join_waits_for_an_unanswering_worker_only_so_long_and_says_so(monkeypatch, caplog):
+    import redis.asyncio
+
+    monkeypatch.setattr(channel_layer, "ACK_TIMEOUT_SECONDS", 0.3)
+    here, there = worker_layer(), worker_layer()
+    silent = redis.asyncio.Redis(host=os.environ["REDIS_HOST"], port=int(os.environ.get("REDIS_PORT", "6379")))
+    listener = silent.pubsub()
+    try:
+        await member(there, "chat.23")  # a worker that answers
+        assert "did not answer" not in caplog.text
+        await listener.subscribe(shard(here, "chat.23").control_channel)  # one that never does
+        await listener.get_message(timeout=1)  # its SUBSCRIBE is in effect
+
+        channel = await member(here, "chat.23")
+        await there.group_send("chat.23", {"type": "deliver"})
+
+        assert "1 of 2 workers did not answer within 0.3 s" in caplog.text
+        assert await received(here, channel) == [{"type": "deliver"}]
+    finally:
+        await listener.aclose()
+        await silent.aclose()
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
+async def test_a_worker_whose_subscription_is_away_does_not_take_another_workers_receipt_for_its_own(monkeypatch):
+    from redis.asyncio.connection import Connection
+
+    here, there = worker_layer(), worker_layer()
+    try:
+        local = await member(here, "chat.25")
+        await member(there, "chat.25")
+        dropped = shard(there, "chat.25")._pubsub.connection
+        back, connect = asyncio.Event(), Connection.connect
+
+        async def held_back(connection, *args, **kwargs):
+            if connection is dropped:
+                await back.wait()
+            return await connect(connection, *args, **kwargs)
+
+        monkeypatch.setattr(Connection, "connect", held_back)
+        await dropped.disconnect()
+        redis = shard(here, "chat.25")._redis
+        while (await redis.pubsub_numsub(group_channel(here, "chat.25")))[0][1] != 1:
+            await asyncio.sleep(0.01)
+
+        # One receiver each time, but not this worker: it must go on publishing.
+        for n in range(3):
+            await there.group_send("chat.25", {"type": "deliver", "n": n})
+
+        assert group_channel(there, "chat.25") not in shard(there, "chat.25").alone_in
+        assert await received(here, local) == [{"type": "deliver", "n": n} for n in range(3)]
+        back.set()
+    finally:
+        await here.flush()
+        await there.flush()
