@@ -346,6 +346,27 @@ def shard(layer, group: str):
     return loop_layer._get_shard(loop_layer._get_group_channel_name(group))
 
 
+async def drop_subscriber_connection(layer, group: str, monkeypatch) -> asyncio.Event:
+    """Drop `layer`'s subscriber connection and hold its reconnection back until the event is set;
+    returns once Redis no longer counts it among the group's subscribers."""
+    from redis.asyncio.connection import Connection
+
+    dropped = shard(layer, group)._pubsub.connection
+    back, connect = asyncio.Event(), Connection.connect
+
+    async def held_back(connection, *args, **kwargs):
+        if connection is dropped:
+            await back.wait()
+        return await connect(connection, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "connect", held_back)
+    subscribers = await shard(layer, group)._redis.pubsub_numsub(group_channel(layer, group))
+    await dropped.disconnect()
+    while (await shard(layer, group)._redis.pubsub_numsub(group_channel(layer, group)))[0][1] == subscribers[0][1]:
+        await asyncio.sleep(0.01)
+    return back
+
+
 @pytest.fixture
 def publishes(monkeypatch):
     """Counts the PUBLISH commands written to Redis, by channel."""
@@ -463,25 +484,11 @@ async def test_when_the_other_workers_members_leave_the_sender_stops_publishing_
 
 @needs_redis
 async def test_a_worker_back_from_a_dropped_connection_is_published_for_again(monkeypatch):
-    from redis.asyncio.connection import Connection
-
     here, there = worker_layer(), worker_layer()
     try:
         await member(here, "chat.22")
         _, remote = await mailbox_member(there, "chat.22")
-        dropped = shard(there, "chat.22")._pubsub.connection
-        back, connect = asyncio.Event(), Connection.connect
-
-        async def held_back(connection, *args, **kwargs):
-            if connection is dropped:
-                await back.wait()
-            return await connect(connection, *args, **kwargs)
-
-        monkeypatch.setattr(Connection, "connect", held_back)
-        await dropped.disconnect()
-        redis = shard(here, "chat.22")._redis
-        while (await redis.pubsub_numsub(group_channel(here, "chat.22")))[0][1] != 1:
-            await asyncio.sleep(0.01)
+        back = await drop_subscriber_connection(there, "chat.22", monkeypatch)
         # Sent while the other worker was away: only this worker counted, so this one is alone now.
         await here.group_send("chat.22", {"type": "deliver", "n": "away"})
         assert group_channel(here, "chat.22") in shard(here, "chat.22").alone_in
@@ -528,25 +535,11 @@ async def test_a_join_waits_for_an_unanswering_worker_only_so_long_and_says_so(m
 
 @needs_redis
 async def test_a_worker_whose_subscription_is_away_does_not_take_another_workers_receipt_for_its_own(monkeypatch):
-    from redis.asyncio.connection import Connection
-
     here, there = worker_layer(), worker_layer()
     try:
         local = await member(here, "chat.25")
         await member(there, "chat.25")
-        dropped = shard(there, "chat.25")._pubsub.connection
-        back, connect = asyncio.Event(), Connection.connect
-
-        async def held_back(connection, *args, **kwargs):
-            if connection is dropped:
-                await back.wait()
-            return await connect(connection, *args, **kwargs)
-
-        monkeypatch.setattr(Connection, "connect", held_back)
-        await dropped.disconnect()
-        redis = shard(here, "chat.25")._redis
-        while (await redis.pubsub_numsub(group_channel(here, "chat.25")))[0][1] != 1:
-            await asyncio.sleep(0.01)
+        back = await drop_subscriber_connection(there, "chat.25", monkeypatch)
 
         # One receiver each time, but not this worker: it must go on publishing.
         for n in range(3):
