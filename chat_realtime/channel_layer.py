@@ -19,7 +19,9 @@ a read back, a decode, and only then delivery. Here `group_send` hands the
 message straight to this process's members and publishes it, tagged with this
 layer's id, for the other workers; the copy Redis echoes back to this process
 is dropped. Publishes queued while one is being written go to
-Redis together in one pipeline, in the order they were sent.
+Redis together in one pipeline, in the order they were sent. And a group that
+no other worker has members of is not published to at all, until another
+worker joins it (`TaggedShardConnection` says how a join is never missed).
 
 Everything else (channels, subscriptions, reconnection) is channels-redis's own;
 its receiving loop is kept too, but reads without a timeout per message.
@@ -285,6 +287,13 @@ class TaggedShardConnection(RedisSingleShardConnection):
     A worker that does not answer an announcement within ACK_TIMEOUT_SECONDS
     (gone, or its loop stuck) is not waited for longer: the join goes on and
     a warning is logged.
+
+    One window is left, where Redis dropped a worker's subscriber connection
+    and the worker has not noticed yet (its next read fails): a worker joining
+    then does not count it, and its messages to a group it was alone in miss
+    the new member until it notices. Its own members miss everything in that
+    window too; clients repair live events lost to a dropped connection with
+    their next fetch, as after any Redis outage.
     """
 
     def __init__(self, host: str | dict, channel_layer: LocalFirstLoopLayer) -> None:
