@@ -125,9 +125,10 @@ def _serving_loop() -> asyncio.AbstractEventLoop | None:
 def _hand_over(events: list[Event]) -> None:
     """On the serving loop, in the order the database threads handed events over: every layer
     of ours delivers to this process's members at once and queues its publishes in that order."""
-    layer = get_channel_layer()
+    # Looked up once: on Redis the layer object stands for one layer per event loop, found per attribute.
+    group_send_nowait = get_channel_layer().group_send_nowait
     for group, message in events:
         try:
-            layer.group_send_nowait(group, message)
+            group_send_nowait(group, message)
         except Exception:
             logger.exception("could not publish %s to %s", message["frame"].get("type"), group)
