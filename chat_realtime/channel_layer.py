@@ -271,7 +271,8 @@ class TaggedShardConnection(RedisSingleShardConnection):
     is sent as a probe: answered 1, and echoed back to this worker (so the one
     receiver was this worker, not another one while this worker's subscription
     was away), the group goes into `alone_in`, and its messages are no longer
-    published. Another worker joining must be heard of before its
+    published. Echoes come back in the order the probes went out, so a probe
+    still waiting when a later one is echoed never will be, and is dropped. Another worker joining must be heard of before its
     `group_add` returns, or a message sent after it would miss its member:
 
     - the joining worker makes sure Redis has its SUBSCRIBE (a PING on the
@@ -304,7 +305,7 @@ class TaggedShardConnection(RedisSingleShardConnection):
         self.control_channel = f"{channel_layer.prefix}__workers"
         # Group channels this worker has members of and, as last heard, no other worker does.
         self.alone_in: set[str] = set()
-        self._probes: dict[int, Probe] = {}
+        self._probes: dict[str, dict[int, Probe]] = {}  # group channel: its probes on their way, by number
         self._last_probe = 0
         self._listening = False  # the control channel is subscribed
         self._reset_after: int | None = None  # the sync whose answer says this worker's subscriptions are back
@@ -319,7 +320,7 @@ class TaggedShardConnection(RedisSingleShardConnection):
         probe = 0
         if group_channel in self.channel_layer.groups:
             self._last_probe = probe = self._last_probe + 1
-            self._probes[probe] = Probe(group_channel)
+            self._probes.setdefault(group_channel, {})[probe] = Probe()
         header = self.channel_layer.worker_id + probe.to_bytes(PROBE_BYTES)
         return self.publish_soon(group_channel, header + data, probe)
 
@@ -351,8 +352,9 @@ class TaggedShardConnection(RedisSingleShardConnection):
                     pipeline.publish(channel, message)
                 receivers = await pipeline.execute()
         except BaseException as error:
-            for _, _, probe in batch:
-                self._probes.pop(probe, None)
+            for channel, _, probe in batch:
+                if probe:
+                    self._drop_probe(channel, probe)
             # Whatever stopped this write (even a cancellation), the next publish starts a new one.
             if self._written is written:
                 self._written = None
@@ -361,40 +363,55 @@ class TaggedShardConnection(RedisSingleShardConnection):
             if not isinstance(error, Exception):
                 raise
         else:
-            for (_, _, probe), count in zip(batch, receivers, strict=True):
+            for (channel, _, probe), count in zip(batch, receivers, strict=True):
                 if probe:
-                    self._probe_answered(probe, count)
+                    self._probe_answered(channel, probe, count)
             written.set_result(None)
 
-    def _probe_answered(self, number: int, receivers: int) -> None:
-        probe = self._probes.get(number)
+    def _probe_answered(self, group_channel: str, number: int, receivers: int) -> None:
+        probe = self._probes.get(group_channel, {}).get(number)
         if probe is None:
-            return  # doubted while on its way
+            return  # doubted while on its way, or overtaken by a later probe's echo
         if receivers != 1:
-            del self._probes[number]
+            self._drop_probe(group_channel, number)
         elif probe.echoed:
-            self._alone(number)
+            self._alone(group_channel)
         else:
             probe.answered_alone = True
 
-    def _probe_echoed(self, number: int) -> None:
-        probe = self._probes.get(number)
-        if probe is None:
+    def _probe_echoed(self, group_channel: str, number: int) -> None:
+        probes = self._probes.get(group_channel)
+        if not probes:
             return
-        if probe.answered_alone:
-            self._alone(number)
+        # Echoes come in the order the probes were published: one still waiting for its echo went out
+        # while this worker's subscription was not in effect, and its echo will never come.
+        for earlier in [earlier for earlier in probes if earlier < number]:
+            del probes[earlier]
+        probe = probes.get(number)
+        if probe is None:
+            if not probes:
+                del self._probes[group_channel]
+        elif probe.answered_alone:
+            self._alone(group_channel)
         else:
             probe.echoed = True
 
-    def _alone(self, number: int) -> None:
-        self.alone_in.add(self._probes.pop(number).group_channel)
+    def _drop_probe(self, group_channel: str, number: int) -> None:
+        probes = self._probes.get(group_channel)
+        if probes is not None:
+            probes.pop(number, None)
+            if not probes:
+                del self._probes[group_channel]
+
+    def _alone(self, group_channel: str) -> None:
+        self.alone_in.add(group_channel)
+        self._probes.pop(group_channel, None)
 
     def _doubt(self, group_channel: str) -> None:
         """Another worker may have joined the group, or this one left it: publish again, and let no probe
         already on its way say otherwise."""
         self.alone_in.discard(group_channel)
-        for number in [number for number, probe in self._probes.items() if probe.group_channel == group_channel]:
-            del self._probes[number]
+        self._probes.pop(group_channel, None)
 
     def _forget_all(self) -> None:
         self.alone_in.clear()
@@ -562,7 +579,7 @@ class TaggedShardConnection(RedisSingleShardConnection):
         if data[:WORKER_ID_BYTES] == self.channel_layer.worker_id:
             # Delivered here when it was sent.
             if data[WORKER_ID_BYTES:HEADER_BYTES] != NO_PROBE:
-                self._probe_echoed(int.from_bytes(data[WORKER_ID_BYTES:HEADER_BYTES]))
+                self._probe_echoed(name, int.from_bytes(data[WORKER_ID_BYTES:HEADER_BYTES]))
             return
         self.channel_layer.deliver_here(name, None, data[HEADER_BYTES:])
 
@@ -570,10 +587,9 @@ class TaggedShardConnection(RedisSingleShardConnection):
 class Probe:
     """A publish whose answer and echo may show that only this worker has members of the group."""
 
-    __slots__ = ("answered_alone", "echoed", "group_channel")
+    __slots__ = ("answered_alone", "echoed")
 
-    def __init__(self, group_channel: str) -> None:
-        self.group_channel = group_channel
+    def __init__(self) -> None:
         self.answered_alone = False
         self.echoed = False
 

@@ -537,7 +537,7 @@ async def test_a_join_waits_for_an_unanswering_worker_only_so_long_and_says_so(m
 async def test_a_worker_whose_subscription_is_away_does_not_take_another_workers_receipt_for_its_own(monkeypatch):
     here, there = worker_layer(), worker_layer()
     try:
-        local = await member(here, "chat.25")
+        _, local = await mailbox_member(here, "chat.25")
         await member(there, "chat.25")
         back = await drop_subscriber_connection(there, "chat.25", monkeypatch)
 
@@ -546,8 +546,37 @@ async def test_a_worker_whose_subscription_is_away_does_not_take_another_workers
             await there.group_send("chat.25", {"type": "deliver", "n": n})
 
         assert group_channel(there, "chat.25") not in shard(there, "chat.25").alone_in
-        assert await received(here, local) == [{"type": "deliver", "n": n} for n in range(3)]
+        assert await taken(local) == [{"type": "deliver", "n": n} for n in range(3)]
         back.set()
+        # Back: the next probe is echoed, and the three whose echoes never came are forgotten.
+        while (await shard(here, "chat.25")._redis.pubsub_numsub(group_channel(here, "chat.25")))[0][1] != 2:
+            await asyncio.sleep(0.01)
+        await there.group_send("chat.25", {"type": "deliver", "n": 3})
+        assert await taken(local) == [{"type": "deliver", "n": 3}]
+        assert group_channel(there, "chat.25") not in shard(there, "chat.25")._probes
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
+async def test_a_probe_sent_before_this_workers_subscription_took_effect_is_forgotten_at_the_next_echo():
+    here, there = worker_layer(), worker_layer()
+    try:
+        _, remote = await mailbox_member(there, "chat.26")
+        channel = await here.new_channel()
+        # A join under way: the member is counted here, its SUBSCRIBE not sent yet.
+        here._get_layer().groups[group_channel(here, "chat.26")] = {channel}
+        await here.group_send("chat.26", {"type": "deliver", "n": 0})  # one receiver, the other worker
+        waiting = dict(shard(here, "chat.26")._probes[group_channel(here, "chat.26")])
+        await here.group_add("chat.26", channel)
+
+        await here.group_send("chat.26", {"type": "deliver", "n": 1})
+        await taken(remote)  # by then the echo has come back here too
+
+        assert [probe.answered_alone for probe in waiting.values()] == [True]
+        assert group_channel(here, "chat.26") not in shard(here, "chat.26")._probes
+        assert group_channel(here, "chat.26") not in shard(here, "chat.26").alone_in
     finally:
         await here.flush()
         await there.flush()
