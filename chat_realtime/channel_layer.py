@@ -272,8 +272,9 @@ class TaggedShardConnection(RedisSingleShardConnection):
     receiver was this worker, not another one while this worker's subscription
     was away), the group goes into `alone_in`, and its messages are no longer
     published. Echoes come back in the order the probes went out, so a probe
-    still waiting when a later one is echoed never will be, and is dropped. Another worker joining must be heard of before its
-    `group_add` returns, or a message sent after it would miss its member:
+    still waiting when a later one is echoed never will be, and is dropped.
+    Another worker joining must be heard of before its `group_add` returns,
+    or a message sent after it would miss its member:
 
     - the joining worker makes sure Redis has its SUBSCRIBE (a PING on the
       same connection, answered after it), then announces the group on the

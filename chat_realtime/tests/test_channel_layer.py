@@ -368,6 +368,20 @@ async def drop_subscriber_connection(layer, group: str, monkeypatch) -> asyncio.
 
 
 @pytest.fixture
+async def workers():
+    """Makes channel layers as worker processes have them, each with its own id; flushed at the end."""
+    made = []
+
+    def make() -> LocalFirstPubSubChannelLayer:
+        made.append(worker_layer())
+        return made[-1]
+
+    yield make
+    for layer in made:
+        await layer.flush()
+
+
+@pytest.fixture
 def publishes(monkeypatch):
     """Counts the PUBLISH commands written to Redis, by channel."""
     from redis.asyncio.connection import Connection
@@ -389,130 +403,111 @@ def publishes(monkeypatch):
 
 
 @needs_redis
-async def test_a_worker_alone_in_a_group_stops_publishing_its_messages(publishes):
-    here = worker_layer()
-    try:
-        first, second = await member(here, "chat.20"), await member(here, "chat.20")
+async def test_a_worker_alone_in_a_group_stops_publishing_its_messages(workers, publishes):
+    here = workers()
+    first, second = await member(here, "chat.20"), await member(here, "chat.20")
 
-        for n in range(4):
-            await here.group_send("chat.20", {"type": "deliver", "n": n})
+    for n in range(4):
+        await here.group_send("chat.20", {"type": "deliver", "n": n})
 
-        # The first publish's answer (one receiver: this worker) tells it nobody else listens.
-        assert publishes(group_channel(here, "chat.20")) == 1
-        expected = [{"type": "deliver", "n": n} for n in range(4)]
-        assert await received(here, first) == expected
-        assert await received(here, second) == expected
-    finally:
-        await here.flush()
+    # The first publish's answer (one receiver: this worker) tells it nobody else listens.
+    assert publishes(group_channel(here, "chat.20")) == 1
+    expected = [{"type": "deliver", "n": n} for n in range(4)]
+    assert await received(here, first) == expected
+    assert await received(here, second) == expected
 
 
 @needs_redis
-async def test_a_member_joining_on_another_worker_gets_every_message_sent_after_its_join_returned(monkeypatch):
-    here, there = worker_layer(), worker_layer()
-    try:
-        for n in range(20):
-            group = f"chat.{30 + n}"
-            await member(here, group)
-            if n % 2:
-                # Alone, and known to be.
-                await here.group_send(group, {"type": "deliver", "n": "before"})
-                assert group_channel(here, group) in shard(here, group).alone_in
-                # And slow to hear of the join: the join must wait for it.
-                heard = shard(here, group)._heard_on_control_channel
-                monkeypatch.setattr(
-                    shard(here, group),
-                    "_heard_on_control_channel",
-                    lambda data, heard=heard: asyncio.get_running_loop().call_later(0.05, heard, data),
-                )
-            # The join races a publish whose answer may still say "alone" when it comes back.
-            channel, _ = await asyncio.gather(
-                member(there, group), here.group_send(group, {"type": "deliver", "n": "meanwhile"})
+async def test_a_member_joining_on_another_worker_gets_every_message_sent_after_its_join_returned(workers, monkeypatch):
+    here, there = workers(), workers()
+    for n in range(20):
+        group = f"chat.{30 + n}"
+        await member(here, group)
+        if n % 2:
+            # Alone, and known to be.
+            await here.group_send(group, {"type": "deliver", "n": "before"})
+            assert group_channel(here, group) in shard(here, group).alone_in
+            # And slow to hear of the join: the join must wait for it.
+            heard = shard(here, group)._heard_on_control_channel
+            monkeypatch.setattr(
+                shard(here, group),
+                "_heard_on_control_channel",
+                lambda data, heard=heard: asyncio.get_running_loop().call_later(0.05, heard, data),
             )
-            monkeypatch.undo()
+        # The join races a publish whose answer may still say "alone" when it comes back.
+        channel, _ = await asyncio.gather(
+            member(there, group), here.group_send(group, {"type": "deliver", "n": "meanwhile"})
+        )
+        monkeypatch.undo()
 
-            await here.group_send(group, {"type": "deliver", "n": "after"})
+        await here.group_send(group, {"type": "deliver", "n": "after"})
 
-            # "meanwhile" was sent while the join was under way: it may or may not arrive.
-            assert [m for m in await received(there, channel, within=1.0) if m["n"] != "meanwhile"] == [
-                {"type": "deliver", "n": "after"}
-            ]
-    finally:
-        await here.flush()
-        await there.flush()
-
-
-@needs_redis
-async def test_an_answer_from_before_a_join_that_comes_back_after_it_does_not_silence_the_group():
-    here, there = worker_layer(), worker_layer()
-    try:
-        await member(here, "chat.24")
-        late = []
-        answered = shard(here, "chat.24")._probe_answered
-        shard(here, "chat.24")._probe_answered = lambda *answer: late.append(answer)
-        # Published when only this worker listened (one receiver), but the answer is slow to come back.
-        await here.group_send("chat.24", {"type": "deliver", "n": "before"})
-        channel = await member(there, "chat.24")
-        answered(*late[0])
-
-        await here.group_send("chat.24", {"type": "deliver", "n": "after"})
-
-        assert late[0][1] == 1
-        assert await received(there, channel) == [{"type": "deliver", "n": "after"}]
-    finally:
-        await here.flush()
-        await there.flush()
+        # "meanwhile" was sent while the join was under way: it may or may not arrive.
+        assert [m for m in await received(there, channel, within=1.0) if m["n"] != "meanwhile"] == [
+            {"type": "deliver", "n": "after"}
+        ]
 
 
 @needs_redis
-async def test_when_the_other_workers_members_leave_the_sender_stops_publishing_again(publishes):
-    here, there = worker_layer(), worker_layer()
-    try:
-        local, remote = await member(here, "chat.21"), await member(there, "chat.21")
-        await here.group_send("chat.21", {"type": "deliver", "n": 0})
-        await there.group_discard("chat.21", remote)
+async def test_an_answer_from_before_a_join_that_comes_back_after_it_does_not_silence_the_group(workers):
+    here, there = workers(), workers()
+    await member(here, "chat.24")
+    late = []
+    answered = shard(here, "chat.24")._probe_answered
+    shard(here, "chat.24")._probe_answered = lambda *answer: late.append(answer)
+    # Published when only this worker listened (one receiver), but the answer is slow to come back.
+    await here.group_send("chat.24", {"type": "deliver", "n": "before"})
+    channel = await member(there, "chat.24")
+    answered(*late[0])
 
-        for n in range(1, 4):
-            await here.group_send("chat.21", {"type": "deliver", "n": n})
+    await here.group_send("chat.24", {"type": "deliver", "n": "after"})
 
-        # Published while the other worker listened (0), then once more to learn it had left (1).
-        assert publishes(group_channel(here, "chat.21")) == 2
-        assert await received(here, local) == [{"type": "deliver", "n": n} for n in range(4)]
-    finally:
-        await here.flush()
-        await there.flush()
-
-
-@needs_redis
-async def test_a_worker_back_from_a_dropped_connection_is_published_for_again(monkeypatch):
-    here, there = worker_layer(), worker_layer()
-    try:
-        await member(here, "chat.22")
-        _, remote = await mailbox_member(there, "chat.22")
-        back = await drop_subscriber_connection(there, "chat.22", monkeypatch)
-        # Sent while the other worker was away: only this worker counted, so this one is alone now.
-        await here.group_send("chat.22", {"type": "deliver", "n": "away"})
-        assert group_channel(here, "chat.22") in shard(here, "chat.22").alone_in
-
-        back.set()
-        # Once its subscriptions are back, it tells the others to forget what they believed.
-        deadline = time.monotonic() + 5
-        heard = []
-        while not heard and time.monotonic() < deadline:
-            await here.group_send("chat.22", {"type": "deliver", "n": "back"})
-            heard = await taken(remote, within=0.1)
-
-        assert heard and {m["n"] for m in heard} == {"back"}
-    finally:
-        await here.flush()
-        await there.flush()
+    assert late[0][1] == 1
+    assert await received(there, channel) == [{"type": "deliver", "n": "after"}]
 
 
 @needs_redis
-async def test_a_join_waits_for_an_unanswering_worker_only_so_long_and_says_so(monkeypatch, caplog):
+async def test_when_the_other_workers_members_leave_the_sender_stops_publishing_again(workers, publishes):
+    here, there = workers(), workers()
+    local, remote = await member(here, "chat.21"), await member(there, "chat.21")
+    await here.group_send("chat.21", {"type": "deliver", "n": 0})
+    await there.group_discard("chat.21", remote)
+
+    for n in range(1, 4):
+        await here.group_send("chat.21", {"type": "deliver", "n": n})
+
+    # Published while the other worker listened (0), then once more to learn it had left (1).
+    assert publishes(group_channel(here, "chat.21")) == 2
+    assert await received(here, local) == [{"type": "deliver", "n": n} for n in range(4)]
+
+
+@needs_redis
+async def test_a_worker_back_from_a_dropped_connection_is_published_for_again(workers, monkeypatch):
+    here, there = workers(), workers()
+    await member(here, "chat.22")
+    _, remote = await mailbox_member(there, "chat.22")
+    back = await drop_subscriber_connection(there, "chat.22", monkeypatch)
+    # Sent while the other worker was away: only this worker counted, so this one is alone now.
+    await here.group_send("chat.22", {"type": "deliver", "n": "away"})
+    assert group_channel(here, "chat.22") in shard(here, "chat.22").alone_in
+
+    back.set()
+    # Once its subscriptions are back, it tells the others to forget what they believed.
+    deadline = time.monotonic() + 5
+    heard = []
+    while not heard and time.monotonic() < deadline:
+        await here.group_send("chat.22", {"type": "deliver", "n": "back"})
+        heard = await taken(remote, within=0.1)
+
+    assert heard and {m["n"] for m in heard} == {"back"}
+
+
+@needs_redis
+async def test_a_join_waits_for_an_unanswering_worker_only_so_long_and_says_so(workers, monkeypatch, caplog):
     import redis.asyncio
 
     monkeypatch.setattr(channel_layer, "ACK_TIMEOUT_SECONDS", 0.3)
-    here, there = worker_layer(), worker_layer()
+    here, there = workers(), workers()
     silent = redis.asyncio.Redis(host=os.environ["REDIS_HOST"], port=int(os.environ.get("REDIS_PORT", "6379")))
     listener = silent.pubsub()
     try:
@@ -529,54 +524,46 @@ async def test_a_join_waits_for_an_unanswering_worker_only_so_long_and_says_so(m
     finally:
         await listener.aclose()
         await silent.aclose()
-        await here.flush()
-        await there.flush()
 
 
 @needs_redis
-async def test_a_worker_whose_subscription_is_away_does_not_take_another_workers_receipt_for_its_own(monkeypatch):
-    here, there = worker_layer(), worker_layer()
-    try:
-        _, local = await mailbox_member(here, "chat.25")
-        await member(there, "chat.25")
-        back = await drop_subscriber_connection(there, "chat.25", monkeypatch)
+async def test_a_worker_whose_subscription_is_away_does_not_take_another_workers_receipt_for_its_own(
+    workers, monkeypatch
+):
+    here, there = workers(), workers()
+    _, local = await mailbox_member(here, "chat.25")
+    await member(there, "chat.25")
+    back = await drop_subscriber_connection(there, "chat.25", monkeypatch)
 
-        # One receiver each time, but not this worker: it must go on publishing.
-        for n in range(3):
-            await there.group_send("chat.25", {"type": "deliver", "n": n})
+    # One receiver each time, but not this worker: it must go on publishing.
+    for n in range(3):
+        await there.group_send("chat.25", {"type": "deliver", "n": n})
 
-        assert group_channel(there, "chat.25") not in shard(there, "chat.25").alone_in
-        assert await taken(local) == [{"type": "deliver", "n": n} for n in range(3)]
-        back.set()
-        # Back: the next probe is echoed, and the three whose echoes never came are forgotten.
-        while (await shard(here, "chat.25")._redis.pubsub_numsub(group_channel(here, "chat.25")))[0][1] != 2:
-            await asyncio.sleep(0.01)
-        await there.group_send("chat.25", {"type": "deliver", "n": 3})
-        assert await taken(local) == [{"type": "deliver", "n": 3}]
-        assert group_channel(there, "chat.25") not in shard(there, "chat.25")._probes
-    finally:
-        await here.flush()
-        await there.flush()
+    assert group_channel(there, "chat.25") not in shard(there, "chat.25").alone_in
+    assert await taken(local) == [{"type": "deliver", "n": n} for n in range(3)]
+    back.set()
+    # Back: the next probe is echoed, and the three whose echoes never came are forgotten.
+    while (await shard(here, "chat.25")._redis.pubsub_numsub(group_channel(here, "chat.25")))[0][1] != 2:
+        await asyncio.sleep(0.01)
+    await there.group_send("chat.25", {"type": "deliver", "n": 3})
+    assert await taken(local) == [{"type": "deliver", "n": 3}]
+    assert group_channel(there, "chat.25") not in shard(there, "chat.25")._probes
 
 
 @needs_redis
-async def test_a_probe_sent_before_this_workers_subscription_took_effect_is_forgotten_at_the_next_echo():
-    here, there = worker_layer(), worker_layer()
-    try:
-        _, remote = await mailbox_member(there, "chat.26")
-        channel = await here.new_channel()
-        # A join under way: the member is counted here, its SUBSCRIBE not sent yet.
-        here._get_layer().groups[group_channel(here, "chat.26")] = {channel}
-        await here.group_send("chat.26", {"type": "deliver", "n": 0})  # one receiver, the other worker
-        waiting = dict(shard(here, "chat.26")._probes[group_channel(here, "chat.26")])
-        await here.group_add("chat.26", channel)
+async def test_a_probe_sent_before_this_workers_subscription_took_effect_is_forgotten_at_the_next_echo(workers):
+    here, there = workers(), workers()
+    _, remote = await mailbox_member(there, "chat.26")
+    channel = await here.new_channel()
+    # A join under way: the member is counted here, its SUBSCRIBE not sent yet.
+    here._get_layer().groups[group_channel(here, "chat.26")] = {channel}
+    await here.group_send("chat.26", {"type": "deliver", "n": 0})  # one receiver, the other worker
+    waiting = dict(shard(here, "chat.26")._probes[group_channel(here, "chat.26")])
+    await here.group_add("chat.26", channel)
 
-        await here.group_send("chat.26", {"type": "deliver", "n": 1})
-        await taken(remote)  # by then the echo has come back here too
+    await here.group_send("chat.26", {"type": "deliver", "n": 1})
+    await taken(remote)  # by then the echo has come back here too
 
-        assert [probe.answered_alone for probe in waiting.values()] == [True]
-        assert group_channel(here, "chat.26") not in shard(here, "chat.26")._probes
-        assert group_channel(here, "chat.26") not in shard(here, "chat.26").alone_in
-    finally:
-        await here.flush()
-        await there.flush()
+    assert [probe.answered_alone for probe in waiting.values()] == [True]
+    assert group_channel(here, "chat.26") not in shard(here, "chat.26")._probes
+    assert group_channel(here, "chat.26") not in shard(here, "chat.26").alone_in
