@@ -374,8 +374,10 @@ def _record(
     for _, message in in_order:
         arrived.setdefault(message.chat_id, []).append(message)
     created_ids = {message.id for _, message, created in recorded if created}
-    # A repaired message was in the store before this batch: a read since may have counted it already.
-    repaired_in = {message.chat_id for _, message in in_order if message.id not in created_ids}
+    # A resend may repair a message stored before this batch whose SQL side was never recorded: a read since
+    # may have counted it already, and one older than the chat's activity time is not announced but must
+    # still be counted. Resends are rare: their chats' counts are recounted from the store.
+    repaired_in = {message.chat_id for _, message, created in recorded if not created}
 
     # What you send, you have read; what the others send is unread. The chats and their participants are
     # locked already, so nobody's read state moves between this and the chat_updates.

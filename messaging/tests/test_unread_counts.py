@@ -127,6 +127,21 @@ def test_a_send_that_repairs_one_stored_earlier_counts_what_came_after_it(friend
     assert kept == recounted == {alice.pk: 2, bob.pk: 0}  # bob had read past it: his own two came after
 
 
+def test_a_repair_of_a_message_older_than_the_chats_activity_is_counted_though_not_announced(
+    friends_with_chat, unlimited_messages
+):
+    """The store has a message whose SQL side never happened, and a later message moved the chat on."""
+    alice, bob, chat = friends_with_chat
+    message_store().add(chat_id=chat.pk, sender_id=alice.pk, text="stored only", image_url="", client_id="lost")
+    services.send_messages([draft(alice, chat)])
+
+    (repaired,) = services.send_messages([draft(alice, chat, "lost")])
+
+    assert not repaired.created and not repaired.announced
+    kept, recounted = kept_and_recounted(chat)
+    assert kept == recounted == {alice.pk: 0, bob.pk: 2}
+
+
 def test_a_repair_does_not_count_again_what_a_read_already_counted(friends_with_chat, unlimited_messages):
     """A read after the store kept a message whose SQL side never happened counted it as unread already;
     the resend that repairs it must not count it a second time."""
