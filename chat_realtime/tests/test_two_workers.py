@@ -140,6 +140,28 @@ async def test_a_message_from_another_worker_brings_each_connection_one_frame_wi
     )
 
 
+async def test_tabs_opened_on_another_worker_mid_chat_get_the_next_message_live(workers, friends_with_chat):
+    a, b = workers
+    alice, bob, chat = friends_with_chat
+
+    async with Client(alice, a) as alice_on_a, Client(bob, a) as bob_on_a:
+        await alice_on_a.join(chat.pk)
+        await bob_on_a.join(chat.pk)
+        # Everyone on worker a: it learns that no other worker listens, and stops publishing.
+        for n in range(3):
+            ack = await alice_on_a.send_message(chat.pk, f"before {n}", f"before-{n}")
+            await bob_on_a.wait_for(lambda f, i=ack["message"]["id"]: f.get("message", {}).get("id") == i)
+
+        async with Client(bob, b) as bob_looking, Client(bob, b) as bob_sidebar:
+            await bob_looking.join(chat.pk)
+            sent = (await alice_on_a.send_message(chat.pk, "after", "after"))["message"]["id"]
+
+            await bob_looking.wait_for(lambda f: f["type"] == "new_message" and f["message"]["id"] == sent)
+            await bob_sidebar.wait_for(
+                lambda f: f["type"] == "chat_update" and (f["last_message"] or {}).get("id") == sent
+            )
+
+
 async def test_a_worker_dies_mid_chat_and_nothing_acknowledged_is_lost(workers, friends_with_chat):
     a, b = workers
     alice, bob, chat = friends_with_chat
