@@ -62,6 +62,8 @@ ANNOUNCE, ACK, RESET = b"A", b"K", b"R"
 SYNC_PREFIX = b"chat-realtime-sync:"
 ACK_TIMEOUT_SECONDS = 2.0
 SYNC_TIMEOUT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 5.0
+MAX_PROBES_PER_GROUP = 32
 EXPIRY_SCAN_EVERY_SECONDS = 1.0
 # Ten full batches of sends (messaging.group_commit.MAX_BATCH) into one chat, with their chat_updates.
 MAILBOX_CAPACITY = 1000
@@ -222,9 +224,15 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
 
     async def group_add(self, group: str, channel: str) -> None:
         """Returns once every other worker will publish this group's messages for this worker to hear."""
-        await super().group_add(group, channel)
-        group_channel = self._get_group_channel_name(group)
-        await self._get_shard(group_channel).announce_member(group_channel)
+        try:
+            await super().group_add(group, channel)
+            group_channel = self._get_group_channel_name(group)
+            await self._get_shard(group_channel).announce_member(group_channel)
+        except BaseException:
+            # Not joined after all: the caller will not leave it, so nothing may stay behind.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.group_discard(group, channel))
+            raise
 
     async def group_send(self, group: str, message: dict) -> None:
         published = self._group_send(group, message)
@@ -279,7 +287,8 @@ class TaggedShardConnection(RedisSingleShardConnection):
     - the joining worker makes sure Redis has its SUBSCRIBE (a PING on the
       same connection, answered after it), then announces the group on the
       shard's control channel, which every worker with a subscription listens
-      to, and waits until every other listener (PUBLISH's count) has answered;
+      to, and waits until every other listener (counted by Redis in the same
+      transaction) has answered on the joining worker's own reply channel;
     - a worker that hears the announcement takes the group out of `alone_in`,
       forgets the probes of it still on their way, and then answers;
     - a worker whose subscriber connection dropped forgets all it believed,
@@ -291,11 +300,13 @@ class TaggedShardConnection(RedisSingleShardConnection):
     a warning is logged.
 
     One window is left, where Redis dropped a worker's subscriber connection
-    and the worker has not noticed yet (its next read fails): a worker joining
-    then does not count it, and its messages to a group it was alone in miss
-    the new member until it notices. Its own members miss everything in that
-    window too; clients repair live events lost to a dropped connection with
-    their next fetch, as after any Redis outage.
+    and the worker has not noticed yet: a worker joining then does not count
+    it, and its messages to a group it was alone in miss the new member until
+    it notices. It notices when a read fails or, for a connection that died
+    without a word, when a PING (every HEARTBEAT_SECONDS) goes unanswered for
+    SYNC_TIMEOUT_SECONDS. Its own members miss everything in that window too;
+    clients repair live events lost to a dropped connection with their next
+    fetch, as after any Redis outage.
     """
 
     def __init__(self, host: str | dict, channel_layer: LocalFirstLoopLayer) -> None:
@@ -304,11 +315,13 @@ class TaggedShardConnection(RedisSingleShardConnection):
         self._written: asyncio.Future[None] | None = None
         self._writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
         self.control_channel = f"{channel_layer.prefix}__workers"
+        self.reply_channel = self._reply_channel_of(channel_layer.worker_id)
         # Group channels this worker has members of and, as last heard, no other worker does.
         self.alone_in: set[str] = set()
         self._probes: dict[str, dict[int, Probe]] = {}  # group channel: its probes on their way, by number
         self._last_probe = 0
-        self._listening = False  # the control channel is subscribed
+        self._listening = False  # the control channels are subscribed
+        self._checker: asyncio.Task | None = None
         self._reset_after: int | None = None  # the sync whose answer says this worker's subscriptions are back
         self._joined: dict[str, asyncio.Future[None]] = {}
         self._announcements: dict[bytes, Announcement] = {}
@@ -321,7 +334,10 @@ class TaggedShardConnection(RedisSingleShardConnection):
         probe = 0
         if group_channel in self.channel_layer.groups:
             self._last_probe = probe = self._last_probe + 1
-            self._probes.setdefault(group_channel, {})[probe] = Probe()
+            probes = self._probes.setdefault(group_channel, {})
+            if len(probes) >= MAX_PROBES_PER_GROUP:
+                del probes[next(iter(probes))]  # the oldest: one probe fewer only ever means publishing longer
+            probes[probe] = Probe()
         header = self.channel_layer.worker_id + probe.to_bytes(PROBE_BYTES)
         return self.publish_soon(group_channel, header + data, probe)
 
@@ -426,21 +442,26 @@ class TaggedShardConnection(RedisSingleShardConnection):
                 return
             self._ensure_redis()
             self._ensure_receiver()
-            # The control channel first: a probe's echo then also shows this worker hears announcements.
-            channels = [channel] if self._listening else [self.control_channel, channel]
+            # The control channels first: a probe's echo then also shows this worker hears announcements.
+            channels = [channel] if self._listening else [self.control_channel, self.reply_channel, channel]
             await self._pubsub.subscribe(*channels)
             self._subscribed_to.update(channels)
+            # A new subscription needs its own announcement, whatever an earlier one of this channel did.
+            self._joined.pop(channel, None)
             if not self._listening:
                 self._listening = True
                 self._pubsub.connection.register_connect_callback(self._reconnected)
+                self._checker = asyncio.ensure_future(self._check_subscriber())
 
     async def unsubscribe(self, channel: str) -> None:
-        if self._joined.pop(channel, None) is not None:
-            self._doubt(channel)
+        self._joined.pop(channel, None)
+        self._doubt(channel)
         await super().unsubscribe(channel)
 
     async def announce_member(self, group_channel: str) -> None:
         """Returns once the other workers know this one subscribes to `group_channel`."""
+        if group_channel not in self._subscribed_to:
+            return  # its members left again meanwhile: nothing to announce
         joined = self._joined.get(group_channel)
         if joined is None:
             joined = self._joined[group_channel] = asyncio.ensure_future(self._announce(group_channel))
@@ -458,9 +479,14 @@ class TaggedShardConnection(RedisSingleShardConnection):
         try:
             async with self._lock:
                 self._ensure_redis()
-                listeners = await self._redis.publish(
+                # Counted in the same transaction: the channel's own listeners (PUBLISH's count would add
+                # pattern subscribers, such as a `redis-cli psubscribe`, which never answer).
+                pipeline = self._redis.pipeline(transaction=True)
+                pipeline.pubsub_numsub(self.control_channel)
+                pipeline.publish(
                     self.control_channel, ANNOUNCE + self.channel_layer.worker_id + request + group_channel.encode()
                 )
+                ((_, listeners),), _ = await pipeline.execute()
             # One of the listeners is this worker.
             if not announcement.heard_from(listeners - 1):
                 await asyncio.wait_for(asyncio.shield(announcement.all_heard), ACK_TIMEOUT_SECONDS)
@@ -476,17 +502,38 @@ class TaggedShardConnection(RedisSingleShardConnection):
             del self._announcements[request]
 
     async def _sync(self) -> None:
-        """Returns once Redis has handled everything sent before on the subscriber connection."""
-        async with self._lock:
-            self._ensure_redis()
-            self._ensure_receiver()
-            token = await self._send_sync(self._pubsub.execute_command)
+        """Returns once Redis has handled everything sent before on the subscriber connection.
+
+        No answer in time: the connection is taken for dead (it can die without
+        a word, behind a firewall that forgets it): what this worker believed is
+        forgotten, and the connection is closed, so that the receiving loop
+        reconnects, subscribes again and tells the others.
+        """
+        token = None
         try:
-            await asyncio.wait_for(asyncio.shield(self._syncs[token]), SYNC_TIMEOUT_SECONDS)
+            # The PING's own sending counts too: redis-py may be reconnecting within it.
+            async with asyncio.timeout(SYNC_TIMEOUT_SECONDS):
+                async with self._lock:
+                    self._ensure_redis()
+                    self._ensure_receiver()
+                    token = await self._send_sync(self._pubsub.execute_command)
+                await asyncio.shield(self._syncs[token])
         except TimeoutError:
+            logger.warning("Redis did not answer a PING within %s s: reconnecting", SYNC_TIMEOUT_SECONDS)
+            self._forget_all()
+            if self._pubsub is not None and self._pubsub.connection is not None:
+                await self._pubsub.connection.disconnect()
             raise ConnectionError(f"Redis did not answer a PING within {SYNC_TIMEOUT_SECONDS} s") from None
         finally:
             self._syncs.pop(token, None)
+
+    async def _check_subscriber(self) -> None:
+        """While this worker may believe it is alone somewhere: a dead subscriber connection is noticed."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            # _sync says when Redis does not answer, the receiving loop when Redis is down.
+            with contextlib.suppress(Exception):
+                await self._sync()
 
     async def _send_sync(self, send: Callable[..., Awaitable]) -> int:
         self._last_sync += 1
@@ -511,32 +558,38 @@ class TaggedShardConnection(RedisSingleShardConnection):
             self._reset_after = None
             self.publish_soon(self.control_channel, RESET + self.channel_layer.worker_id)
 
+    def _reply_channel_of(self, worker: bytes) -> str:
+        return f"{self.control_channel}.{worker.hex()}"
+
     def _heard_on_control_channel(self, data: bytes) -> None:
-        # ANNOUNCE: kind, sender, request, group channel. ACK: kind, announcer, request, sender. RESET: kind, sender.
+        # ANNOUNCE: kind, sender, request, group channel. RESET: kind, sender.
         kind, worker = data[:1], data[1 : 1 + WORKER_ID_BYTES]
-        request = data[1 + WORKER_ID_BYTES : 1 + WORKER_ID_BYTES + REQUEST_BYTES]
-        rest = data[1 + WORKER_ID_BYTES + REQUEST_BYTES :]
-        if kind == ACK:
-            announcement = self._announcements.get(request) if worker == self.channel_layer.worker_id else None
-            if announcement is not None:
-                announcement.acked(rest)
-        elif worker == self.channel_layer.worker_id:
+        if worker == self.channel_layer.worker_id:
             return
-        elif kind == ANNOUNCE:
-            self._doubt(rest.decode())
-            self.publish_soon(self.control_channel, ACK + worker + request + self.channel_layer.worker_id)
+        if kind == ANNOUNCE:
+            request = data[1 + WORKER_ID_BYTES : 1 + WORKER_ID_BYTES + REQUEST_BYTES]
+            self._doubt(data[1 + WORKER_ID_BYTES + REQUEST_BYTES :].decode())
+            self.publish_soon(self._reply_channel_of(worker), ACK + request + self.channel_layer.worker_id)
         elif kind == RESET:
             self._forget_all()
 
+    def _heard_on_reply_channel(self, data: bytes) -> None:
+        # ACK: kind, request, the worker answering.
+        announcement = self._announcements.get(data[1 : 1 + REQUEST_BYTES])
+        if data[:1] == ACK and announcement is not None:
+            announcement.acked(data[1 + REQUEST_BYTES :])
+
     async def flush(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            self._checker = None
         await super().flush()
         self._forget_all()
         self._listening = False
         self._reset_after = None
         self._joined.clear()
         for pong in self._syncs.values():
-            if not pong.done():
-                pong.set_exception(ConnectionError("the channel layer was flushed"))
+            pong.cancel()  # the connection that would have answered is closed
         self._syncs.clear()
 
     # --- Receiving --------------------------------------------------------------------------------
@@ -573,6 +626,8 @@ class TaggedShardConnection(RedisSingleShardConnection):
         if name not in self.channel_layer.groups:
             if name == self.control_channel:
                 self._heard_on_control_channel(message["data"])
+            elif name == self.reply_channel:
+                self._heard_on_reply_channel(message["data"])
             else:
                 super()._receive_message(message)
             return

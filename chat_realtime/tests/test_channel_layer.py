@@ -462,7 +462,7 @@ async def test_an_answer_from_before_a_join_that_comes_back_after_it_does_not_si
 
     await here.group_send("chat.24", {"type": "deliver", "n": "after"})
 
-    assert late[0][1] == 1
+    assert late[0][2] == 1  # receivers
     assert await received(there, channel) == [{"type": "deliver", "n": "after"}]
 
 
@@ -471,14 +471,21 @@ async def test_when_the_other_workers_members_leave_the_sender_stops_publishing_
     here, there = workers(), workers()
     local, remote = await member(here, "chat.21"), await member(there, "chat.21")
     await here.group_send("chat.21", {"type": "deliver", "n": 0})
+    published_while_there = publishes(group_channel(here, "chat.21"))
     await there.group_discard("chat.21", remote)
+    sent, deadline = 1, time.monotonic() + 5
+    # Published until a probe finds this worker alone (Redis applies the UNSUBSCRIBE when it gets to it).
+    while group_channel(here, "chat.21") not in shard(here, "chat.21").alone_in and time.monotonic() < deadline:
+        await here.group_send("chat.21", {"type": "deliver", "n": sent})
+        sent += 1
+    published_until_alone = publishes(group_channel(here, "chat.21"))
 
-    for n in range(1, 4):
+    for n in range(sent, sent + 3):
         await here.group_send("chat.21", {"type": "deliver", "n": n})
 
-    # Published while the other worker listened (0), then once more to learn it had left (1).
-    assert publishes(group_channel(here, "chat.21")) == 2
-    assert await received(here, local) == [{"type": "deliver", "n": n} for n in range(4)]
+    assert published_while_there == 1
+    assert publishes(group_channel(here, "chat.21")) == published_until_alone
+    assert await received(here, local) == [{"type": "deliver", "n": n} for n in range(sent + 3)]
 
 
 @needs_redis
@@ -542,7 +549,7 @@ async def test_a_worker_whose_subscription_is_away_does_not_take_another_workers
     assert group_channel(there, "chat.25") not in shard(there, "chat.25").alone_in
     assert await taken(local) == [{"type": "deliver", "n": n} for n in range(3)]
     back.set()
-    # Back: the next probe is echoed, and the three whose echoes never came are forgotten.
+    # Back: nothing of what was sent while it was away is left (its reconnection forgot it).
     while (await shard(here, "chat.25")._redis.pubsub_numsub(group_channel(here, "chat.25")))[0][1] != 2:
         await asyncio.sleep(0.01)
     await there.group_send("chat.25", {"type": "deliver", "n": 3})
@@ -553,17 +560,148 @@ async def test_a_worker_whose_subscription_is_away_does_not_take_another_workers
 @needs_redis
 async def test_a_probe_sent_before_this_workers_subscription_took_effect_is_forgotten_at_the_next_echo(workers):
     here, there = workers(), workers()
-    _, remote = await mailbox_member(there, "chat.26")
+    remote = await member(there, "chat.26")
     channel = await here.new_channel()
     # A join under way: the member is counted here, its SUBSCRIBE not sent yet.
     here._get_layer().groups[group_channel(here, "chat.26")] = {channel}
-    await here.group_send("chat.26", {"type": "deliver", "n": 0})  # one receiver, the other worker
+    for n in range(40):  # one receiver each time, the other worker
+        await here.group_send("chat.26", {"type": "deliver", "n": n})
     waiting = dict(shard(here, "chat.26")._probes[group_channel(here, "chat.26")])
     await here.group_add("chat.26", channel)
 
-    await here.group_send("chat.26", {"type": "deliver", "n": 1})
-    await taken(remote)  # by then the echo has come back here too
+    await here.group_send("chat.26", {"type": "deliver", "n": 40})
+    assert len(await received(there, remote)) == 41  # by then the echo has come back here too
 
-    assert [probe.answered_alone for probe in waiting.values()] == [True]
+    # Only the newest are kept while they wait.
+    assert [probe.answered_alone for probe in waiting.values()] == [True] * channel_layer.MAX_PROBES_PER_GROUP
     assert group_channel(here, "chat.26") not in shard(here, "chat.26")._probes
     assert group_channel(here, "chat.26") not in shard(here, "chat.26").alone_in
+
+
+@needs_redis
+async def test_a_join_and_a_leave_that_overlap_leave_nothing_that_would_skip_the_next_joins_announcement(workers):
+    here, there = workers(), workers()
+    await member(here, "chat.27")
+    await there.new_channel()  # the other worker listens
+    channel = await there.new_channel()
+    await join_and_leave_overlapping(there, "chat.27", lambda: there.group_add("chat.27", channel))
+    assert group_channel(there, "chat.27") not in there._get_layer().groups
+    await here.group_send("chat.27", {"type": "deliver", "n": "alone"})
+    assert group_channel(here, "chat.27") in shard(here, "chat.27").alone_in
+
+    joined = await member(there, "chat.27")
+    await here.group_send("chat.27", {"type": "deliver", "n": "after"})
+
+    assert await received(there, joined) == [{"type": "deliver", "n": "after"}]
+
+
+async def join_and_leave_overlapping(layer, group: str, join) -> None:
+    """`join` and a leave of the same channel overlap: both wait for the shard's lock (a publish being
+    written, say), the join first."""
+    lock = shard(layer, group)._lock
+    await lock.acquire()
+    joining = asyncio.ensure_future(join())
+    await asyncio.sleep(0.01)  # the join waits in subscribe(): the member is counted already
+    (channel,) = layer._get_layer().groups[group_channel(layer, group)]
+    leaving = asyncio.ensure_future(layer.group_discard(group, channel))
+    await asyncio.sleep(0.01)
+    lock.release()
+    await asyncio.gather(joining, leaving)
+
+
+@needs_redis
+async def test_a_worker_that_loses_its_subscriber_connection_publishes_again_once_it_notices(workers, monkeypatch):
+    monkeypatch.setattr(channel_layer, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(channel_layer, "SYNC_TIMEOUT_SECONDS", 0.3)
+    here, there = workers(), workers()
+    local = await member(here, "chat.28")
+    await here.group_send("chat.28", {"type": "deliver", "n": "alone"})
+    assert group_channel(here, "chat.28") in shard(here, "chat.28").alone_in
+    await there.new_channel()
+    # Its reconnection hangs (Redis unreachable from it, say), inside redis-py's retries.
+    back = await drop_subscriber_connection(here, "chat.28", monkeypatch)
+
+    # Joined while this worker was away: it was not counted, and did not hear.
+    remote = await member(there, "chat.28")
+    deadline = time.monotonic() + 5
+    while group_channel(here, "chat.28") in shard(here, "chat.28").alone_in and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await here.group_send("chat.28", {"type": "deliver", "n": "away"})
+
+    assert await received(there, remote) == [{"type": "deliver", "n": "away"}]
+    back.set()
+    assert [m["n"] for m in await received(here, local)] == ["alone", "away"]
+
+
+@needs_redis
+async def test_a_subscriber_connection_that_stops_answering_is_noticed_and_replaced(workers, monkeypatch, caplog):
+    from redis.asyncio.connection import Connection
+
+    monkeypatch.setattr(channel_layer, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(channel_layer, "SYNC_TIMEOUT_SECONDS", 0.3)
+    here, there = workers(), workers()
+    await member(here, "chat.29")
+    await here.group_send("chat.29", {"type": "deliver", "n": "alone"})
+    assert group_channel(here, "chat.29") in shard(here, "chat.29").alone_in
+    silent = shard(here, "chat.29")._pubsub.connection
+    send_command, disconnect = Connection.send_command, Connection.disconnect
+    dead = [True]
+
+    async def swallowed(connection, *args, **kwargs):
+        if connection is silent and dead[0] and args[0] == "PING":
+            return None  # as on a connection that died without a word: nothing comes back
+        return await send_command(connection, *args, **kwargs)
+
+    async def closed(connection, *args, **kwargs):
+        if connection is silent:
+            dead[0] = False
+        return await disconnect(connection, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_command", swallowed)
+    monkeypatch.setattr(Connection, "disconnect", closed)
+    deadline = time.monotonic() + 5
+    while dead[0] and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+    assert not dead[0] and "Redis did not answer a PING within 0.3 s: reconnecting" in caplog.text
+    assert not shard(here, "chat.29").alone_in
+    remote = await member(there, "chat.29")  # answered by the reconnected worker
+    await here.group_send("chat.29", {"type": "deliver", "n": "after"})
+    assert await received(there, remote) == [{"type": "deliver", "n": "after"}]
+
+
+@needs_redis
+async def test_a_join_whose_announcement_fails_leaves_no_membership_behind(workers, monkeypatch):
+    here = workers()
+    await here.new_channel()  # connected, listening
+    channel = await here.new_channel()
+
+    async def unanswered():
+        raise ConnectionError("Redis did not answer a PING")
+
+    monkeypatch.setattr(shard(here, "chat.30"), "_sync", unanswered)
+    with pytest.raises(ConnectionError):
+        await here.group_add("chat.30", channel)
+
+    assert group_channel(here, "chat.30") not in here._get_layer().groups
+    assert group_channel(here, "chat.30") not in shard(here, "chat.30")._subscribed_to
+
+
+@needs_redis
+async def test_a_pattern_subscriber_does_not_hold_joins_up(workers, caplog, monkeypatch):
+    import redis.asyncio
+
+    monkeypatch.setattr(channel_layer, "ACK_TIMEOUT_SECONDS", 0.3)
+    here = workers()
+    watcher = redis.asyncio.Redis(host=os.environ["REDIS_HOST"], port=int(os.environ.get("REDIS_PORT", "6379")))
+    everything = watcher.pubsub()
+    try:
+        await everything.psubscribe(f"{redis_namespace.CHANNEL_LAYER_PREFIX}*")  # someone watching, never answering
+        await everything.get_message(timeout=1)
+
+        await member(here, "chat.31")
+
+        assert "did not answer" not in caplog.text
+    finally:
+        await everything.aclose()
+        await watcher.aclose()
