@@ -208,7 +208,7 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
         super().__init__(*args, **kwargs)
         self.worker_id = uuid.uuid4().bytes
         self.mailboxes: dict[str, Mailbox] = {}
-        self._shards = [TaggedShardConnection(shard.host, self) for shard in self._shards]
+        self._shards = [TaggedShardConnection(shard.host, self, index) for index, shard in enumerate(self._shards)]
 
     def attach(self, channel: str, mailbox: Mailbox) -> None:
         """Group messages for `channel` go straight into `mailbox` until `detach`."""
@@ -309,12 +309,13 @@ class TaggedShardConnection(RedisSingleShardConnection):
     fetch, as after any Redis outage.
     """
 
-    def __init__(self, host: str | dict, channel_layer: LocalFirstLoopLayer) -> None:
+    def __init__(self, host: str | dict, channel_layer: LocalFirstLoopLayer, index: int = 0) -> None:
         super().__init__(host, channel_layer)
         self._outgoing: deque[tuple[str, bytes, int]] = deque()
         self._written: asyncio.Future[None] | None = None
         self._writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
-        self.control_channel = f"{channel_layer.prefix}__workers"
+        # One per shard, even for shards on one server: pub/sub channels ignore the database number.
+        self.control_channel = f"{channel_layer.prefix}__workers.{index}"
         self.reply_channel = self._reply_channel_of(channel_layer.worker_id)
         # Group channels this worker has members of and, as last heard, no other worker does.
         self.alone_in: set[str] = set()

@@ -346,6 +346,14 @@ def shard(layer, group: str):
     return loop_layer._get_shard(loop_layer._get_group_channel_name(group))
 
 
+async def until_alone(layer, group: str) -> None:
+    """Until `layer` knows it is alone in the group: a probe's answer and its echo both came back."""
+    deadline = time.monotonic() + 2
+    while group_channel(layer, group) not in shard(layer, group).alone_in:
+        assert time.monotonic() < deadline, f"never found itself alone in {group}"
+        await asyncio.sleep(0.005)
+
+
 async def drop_subscriber_connection(layer, group: str, monkeypatch) -> asyncio.Event:
     """Drop `layer`'s subscriber connection and hold its reconnection back until the event is set;
     returns once Redis no longer counts it among the group's subscribers."""
@@ -406,8 +414,10 @@ def publishes(monkeypatch):
 async def test_a_worker_alone_in_a_group_stops_publishing_its_messages(workers, publishes):
     here = workers()
     first, second = await member(here, "chat.20"), await member(here, "chat.20")
+    await here.group_send("chat.20", {"type": "deliver", "n": 0})
+    await until_alone(here, "chat.20")
 
-    for n in range(4):
+    for n in range(1, 4):
         await here.group_send("chat.20", {"type": "deliver", "n": n})
 
     # The first publish's answer (one receiver: this worker) tells it nobody else listens.
@@ -426,7 +436,7 @@ async def test_a_member_joining_on_another_worker_gets_every_message_sent_after_
         if n % 2:
             # Alone, and known to be.
             await here.group_send(group, {"type": "deliver", "n": "before"})
-            assert group_channel(here, group) in shard(here, group).alone_in
+            await until_alone(here, group)
             # And slow to hear of the join: the join must wait for it.
             heard = shard(here, group)._heard_on_control_channel
             monkeypatch.setattr(
@@ -496,7 +506,7 @@ async def test_a_worker_back_from_a_dropped_connection_is_published_for_again(wo
     back = await drop_subscriber_connection(there, "chat.22", monkeypatch)
     # Sent while the other worker was away: only this worker counted, so this one is alone now.
     await here.group_send("chat.22", {"type": "deliver", "n": "away"})
-    assert group_channel(here, "chat.22") in shard(here, "chat.22").alone_in
+    await until_alone(here, "chat.22")
 
     back.set()
     # Once its subscriptions are back, it tells the others to forget what they believed.
@@ -587,7 +597,7 @@ async def test_a_join_and_a_leave_that_overlap_leave_nothing_that_would_skip_the
     await join_and_leave_overlapping(there, "chat.27", lambda: there.group_add("chat.27", channel))
     assert group_channel(there, "chat.27") not in there._get_layer().groups
     await here.group_send("chat.27", {"type": "deliver", "n": "alone"})
-    assert group_channel(here, "chat.27") in shard(here, "chat.27").alone_in
+    await until_alone(here, "chat.27")
 
     joined = await member(there, "chat.27")
     await here.group_send("chat.27", {"type": "deliver", "n": "after"})
@@ -616,7 +626,7 @@ async def test_a_worker_that_loses_its_subscriber_connection_publishes_again_onc
     here, there = workers(), workers()
     local = await member(here, "chat.28")
     await here.group_send("chat.28", {"type": "deliver", "n": "alone"})
-    assert group_channel(here, "chat.28") in shard(here, "chat.28").alone_in
+    await until_alone(here, "chat.28")
     await there.new_channel()
     # Its reconnection hangs (Redis unreachable from it, say), inside redis-py's retries.
     back = await drop_subscriber_connection(here, "chat.28", monkeypatch)
@@ -642,7 +652,7 @@ async def test_a_subscriber_connection_that_stops_answering_is_noticed_and_repla
     here, there = workers(), workers()
     await member(here, "chat.29")
     await here.group_send("chat.29", {"type": "deliver", "n": "alone"})
-    assert group_channel(here, "chat.29") in shard(here, "chat.29").alone_in
+    await until_alone(here, "chat.29")
     silent = shard(here, "chat.29")._pubsub.connection
     send_command, disconnect = Connection.send_command, Connection.disconnect
     dead = [True]
@@ -705,3 +715,32 @@ async def test_a_pattern_subscriber_does_not_hold_joins_up(workers, caplog, monk
     finally:
         await everything.aclose()
         await watcher.aclose()
+
+
+@needs_redis
+async def test_two_shards_on_one_redis_server_neither_hold_joins_up_nor_lose_messages(monkeypatch, caplog):
+    monkeypatch.setattr(channel_layer, "ACK_TIMEOUT_SECONDS", 0.3)
+    host, port = os.environ["REDIS_HOST"], os.environ.get("REDIS_PORT", "6379")
+    hosts = [f"redis://{host}:{port}/0", f"redis://{host}:{port}/1"]
+    here, there = (
+        LocalFirstPubSubChannelLayer(hosts=hosts, prefix=redis_namespace.CHANNEL_LAYER_PREFIX) for _ in range(2)
+    )
+    try:
+        by_shard = {}
+        for n in range(40, 80):
+            by_shard.setdefault(id(shard(here, f"chat.{n}")), []).append(f"chat.{n}")
+        assert len(by_shard) == 2
+        groups = [group for on_one_shard in by_shard.values() for group in on_one_shard[:3]]
+        remote = {}
+        for group in groups:
+            await member(here, group)
+            await here.group_send(group, {"type": "deliver", "n": "alone"})
+            remote[group] = await member(there, group)
+            await here.group_send(group, {"type": "deliver", "n": "after"})
+
+        assert "did not answer" not in caplog.text
+        for group in groups:
+            assert await received(there, remote[group]) == [{"type": "deliver", "n": "after"}]
+    finally:
+        await here.flush()
+        await there.flush()
