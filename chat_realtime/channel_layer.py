@@ -245,15 +245,18 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
 
     def _group_send(self, group: str, message: dict) -> asyncio.Future[None] | None:
         group_channel = self._get_group_channel_name(group)
-        data = self.channel_layer.serialize(message)
-        self.deliver_here(group_channel, message, data)
         shard = self._get_shard(group_channel)
         if group_channel in shard.alone_in:
-            return None  # no other worker has a member: nobody to publish for
+            # No other worker has a member: nobody to publish for, and nothing to encode for mailboxes.
+            self.deliver_here(group_channel, message, None)
+            return None
+        data = self.channel_layer.serialize(message)
+        self.deliver_here(group_channel, message, data)
         return shard.publish_group_message(group_channel, data)
 
-    def deliver_here(self, group_channel: str, message: dict | None, data: bytes) -> None:
-        """A group message to this process's members of the group (`message` decoded from `data` if None)."""
+    def deliver_here(self, group_channel: str, message: dict | None, data: bytes | None) -> None:
+        """A group message to this process's members of the group, as `message` or encoded as `data`
+        (whichever is None is made from the other when needed)."""
         for channel in self.groups.get(group_channel, ()):
             mailbox = self.mailboxes.get(channel)
             if mailbox is not None:
@@ -263,6 +266,8 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
                 continue
             queue = self.channels.get(channel)
             if queue is not None:
+                if data is None:
+                    data = self.channel_layer.serialize(message)
                 queue.put_nowait(data)
 
 
