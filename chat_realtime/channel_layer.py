@@ -397,10 +397,8 @@ class TaggedShardConnection(RedisSingleShardConnection):
             return  # doubted while on its way, or overtaken by a later probe's echo
         if receivers != 1:
             self._drop_probe(group_channel, number)
-        elif probe.echoed:
+        elif probe.heard(answered_alone=True):
             self._alone(group_channel)
-        else:
-            probe.answered_alone = True
 
     def _probe_echoed(self, group_channel: str, number: int) -> None:
         probes = self._probes.get(group_channel)
@@ -414,10 +412,8 @@ class TaggedShardConnection(RedisSingleShardConnection):
         if probe is None:
             if not probes:
                 del self._probes[group_channel]
-        elif probe.answered_alone:
+        elif probe.heard(echoed=True):
             self._alone(group_channel)
-        else:
-            probe.echoed = True
 
     def _drop_probe(self, group_channel: str, number: int) -> None:
         probes = self._probes.get(group_channel)
@@ -570,10 +566,14 @@ class TaggedShardConnection(RedisSingleShardConnection):
     def _heard_on_control_channel(self, data: bytes) -> None:
         # ANNOUNCE: kind, sender, request, group channel. RESET: kind, sender.
         kind, worker = data[:1], data[1 : 1 + WORKER_ID_BYTES]
+        request = data[1 + WORKER_ID_BYTES : 1 + WORKER_ID_BYTES + REQUEST_BYTES]
+        if kind not in (ANNOUNCE, RESET) or len(worker) != WORKER_ID_BYTES:
+            raise ValueError("not an announcement or a reset")
         if worker == self.channel_layer.worker_id:
             return
         if kind == ANNOUNCE:
-            request = data[1 + WORKER_ID_BYTES : 1 + WORKER_ID_BYTES + REQUEST_BYTES]
+            if len(request) != REQUEST_BYTES:
+                raise ValueError("an announcement without its request")
             self._doubt(data[1 + WORKER_ID_BYTES + REQUEST_BYTES :].decode())
             self.publish_soon(self._reply_channel_of(worker), ACK + request + self.channel_layer.worker_id)
         elif kind == RESET:
@@ -631,7 +631,13 @@ class TaggedShardConnection(RedisSingleShardConnection):
             name = name.decode()
         if name not in self.channel_layer.groups:
             if name == self.control_channel:
-                self._heard_on_control_channel(message["data"])
+                try:
+                    self._heard_on_control_channel(message["data"])
+                except ValueError:
+                    # Not from a worker of ours (written by hand, say): whatever it meant, publishing
+                    # everything again is always safe, and the group messages go on.
+                    self._forget_all()
+                    logger.warning("malformed message on %s: %r", name, message["data"][:100])
             elif name == self.reply_channel:
                 self._heard_on_reply_channel(message["data"])
             else:
@@ -654,6 +660,12 @@ class Probe:
     def __init__(self) -> None:
         self.answered_alone = False
         self.echoed = False
+
+    def heard(self, *, answered_alone: bool = False, echoed: bool = False) -> bool:
+        """Records the answer or the echo (they come in either order); True once both are in."""
+        self.answered_alone |= answered_alone
+        self.echoed |= echoed
+        return self.answered_alone and self.echoed
 
 
 class Announcement:

@@ -744,3 +744,24 @@ async def test_two_shards_on_one_redis_server_neither_hold_joins_up_nor_lose_mes
     finally:
         await here.flush()
         await there.flush()
+
+
+@needs_redis
+async def test_a_malformed_message_on_the_control_channel_is_reported_and_the_worker_publishes_again(workers, caplog):
+    here, there = workers(), workers()
+    local = await member(here, "chat.50")
+    await here.group_send("chat.50", {"type": "deliver", "n": "alone"})
+    await until_alone(here, "chat.50")
+    remote = await member(there, "chat.50")
+    await there.group_send("chat.50", {"type": "deliver", "n": "from there"})
+
+    for garbage in (b"", b"hello", b"A" + bytes(20), b"A" + bytes(16) + bytes(8) + b"\xff\xfe"):
+        await shard(here, "chat.50")._redis.publish(shard(here, "chat.50").control_channel, garbage)
+    await there.group_send("chat.50", {"type": "deliver", "n": "still from there"})
+
+    assert [m["n"] for m in await received(here, local)] == ["alone", "from there", "still from there"]
+    assert caplog.text.count("malformed message on") == 2 * 4  # both workers listen
+    assert "Unexpected exception in receive task" not in caplog.text
+    assert group_channel(here, "chat.50") not in shard(here, "chat.50").alone_in
+    await here.group_send("chat.50", {"type": "deliver", "n": "published"})
+    assert [m["n"] for m in await received(there, remote)] == ["from there", "still from there", "published"]
