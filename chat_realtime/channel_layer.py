@@ -30,7 +30,9 @@ Both layers hand a group message for a consumer of this process straight to
 its `Mailbox` (attached with `attach`): no queue per channel, no copy, no
 encoding, no task per message. `group_send_nowait` does a group send without
 awaiting anything, so events leave a database thread's commit in order (see
-chat_realtime.realtime).
+chat_realtime.realtime), and leaves out the one channel it is told to skip
+(the connection a change came from, which got its own answer) rather than
+wake its consumer for an event it would drop.
 """
 
 from __future__ import annotations
@@ -171,11 +173,18 @@ class InProcessChannelLayer(InMemoryChannelLayer):
     async def group_send(self, group: str, message: dict) -> None:
         self.group_send_nowait(group, message)
 
-    def group_send_nowait(self, group: str, message: dict) -> None:
+    def group_send_nowait(self, group: str, message: dict, *, skip: str | None = None) -> None:
+        """`message` to every member of `group` but `skip`."""
         assert isinstance(message, dict), "message is not a dict"
-        self.require_valid_group_name(group)
         self._clean_expired()
-        for channel in list(self.groups.get(group, ())):
+        members = self.groups.get(group)
+        if members is None:
+            # The name of a group with members was checked when they joined it.
+            self.require_valid_group_name(group)
+            return
+        for channel in list(members):
+            if channel == skip:
+                continue
             mailbox = self.mailboxes.get(channel)
             if mailbox is not None:
                 mailbox.put_nowait(message)
@@ -239,25 +248,30 @@ class LocalFirstLoopLayer(RedisPubSubLoopLayer):
         if published is not None:
             await asyncio.shield(published)
 
-    def group_send_nowait(self, group: str, message: dict) -> None:
-        """Delivered here at once; published for the other workers in order with the other sends."""
-        self._group_send(group, message)
+    def group_send_nowait(self, group: str, message: dict, *, skip: str | None = None) -> None:
+        """Delivered here at once (to every member but `skip`, a channel of this worker); published for the
+        other workers in order with the other sends."""
+        self._group_send(group, message, skip=skip)
 
-    def _group_send(self, group: str, message: dict) -> asyncio.Future[None] | None:
+    def _group_send(self, group: str, message: dict, *, skip: str | None = None) -> asyncio.Future[None] | None:
         group_channel = self._get_group_channel_name(group)
         shard = self._get_shard(group_channel)
         if group_channel in shard.alone_in:
             # No other worker has a member: nobody to publish for, and nothing to encode for mailboxes.
-            self.deliver_here(group_channel, message, None)
+            self.deliver_here(group_channel, message, None, skip=skip)
             return None
         data = self.channel_layer.serialize(message)
-        self.deliver_here(group_channel, message, data)
+        self.deliver_here(group_channel, message, data, skip=skip)
         return shard.publish_group_message(group_channel, data)
 
-    def deliver_here(self, group_channel: str, message: dict | None, data: bytes | None) -> None:
-        """A group message to this process's members of the group, as `message` or encoded as `data`
-        (whichever is None is made from the other when needed)."""
+    def deliver_here(
+        self, group_channel: str, message: dict | None, data: bytes | None, *, skip: str | None = None
+    ) -> None:
+        """A group message to this process's members of the group but `skip`, as `message` or encoded as
+        `data` (whichever is None is made from the other when needed)."""
         for channel in self.groups.get(group_channel, ()):
+            if channel == skip:
+                continue
             mailbox = self.mailboxes.get(channel)
             if mailbox is not None:
                 if message is None:

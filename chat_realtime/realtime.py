@@ -129,6 +129,8 @@ def _hand_over(events: list[Event]) -> None:
     group_send_nowait = get_channel_layer().group_send_nowait
     for group, message in events:
         try:
-            group_send_nowait(group, message)
+            # The connection the change came from (if any) is one of this process's: its consumer would drop
+            # the event, so it is not woken for it.
+            group_send_nowait(group, message, skip=message.get("exclude_channel"))
         except Exception:
             logger.exception("could not publish %s to %s", message["frame"].get("type"), group)

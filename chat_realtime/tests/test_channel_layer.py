@@ -265,6 +265,25 @@ async def test_in_one_process_an_attached_mailbox_gets_each_group_message_in_ord
     assert channel not in layer.channels
 
 
+async def test_in_one_process_a_group_message_skips_the_channel_it_is_told_to():
+    layer = InProcessChannelLayer()
+    origin, origin_mailbox = await mailbox_member(layer, "user.5")
+    _, other_tab = await mailbox_member(layer, "user.5")
+
+    layer.group_send_nowait("user.5", {"type": "deliver", "n": 1}, skip=origin)
+
+    assert await taken(other_tab) == [{"type": "deliver", "n": 1}]
+    assert await taken(origin_mailbox, within=0.2) == []
+
+
+async def test_in_one_process_a_group_name_is_checked_on_send_even_with_nobody_in_it():
+    layer = InProcessChannelLayer()
+
+    with pytest.raises(TypeError):
+        layer.group_send_nowait("not a valid name!", {"type": "deliver"})
+    layer.group_send_nowait("chat.404", {"type": "deliver"})  # valid, nobody there: nothing happens
+
+
 async def test_a_mailbox_too_far_behind_ends_after_what_it_holds_and_the_others_get_everything():
     layer = InProcessChannelLayer()
     _, slow = await mailbox_member(layer, "chat.7")
@@ -329,6 +348,24 @@ async def test_a_mailbox_on_another_worker_gets_group_messages_through_redis_onc
         expected = [{"type": "deliver", "n": n} for n in range(3)]
         assert await taken(local) == expected
         assert await taken(remote) == expected
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@needs_redis
+async def test_on_redis_a_group_message_skips_the_channel_it_is_told_to_here_and_reaches_other_workers():
+    here, there = worker_layer(), worker_layer()
+    try:
+        origin, origin_mailbox = await mailbox_member(here, "user.9")
+        _, other_tab = await mailbox_member(here, "user.9")
+        _, remote = await mailbox_member(there, "user.9")
+
+        here.group_send_nowait("user.9", {"type": "deliver", "n": 1}, skip=origin)
+
+        assert await taken(other_tab) == [{"type": "deliver", "n": 1}]
+        assert await taken(remote) == [{"type": "deliver", "n": 1}]
+        assert await taken(origin_mailbox, within=0.3) == []
     finally:
         await here.flush()
         await there.flush()

@@ -123,6 +123,16 @@ def test_broken_json_and_edge_cases_get_a_clear_answer(user, raw):
     assert pong == {"type": "pong"}
 
 
+@pytest.mark.parametrize("chat_id", ["18446744073709551617", "9223372036854775808", "NaN", "-0", "1.0"])
+def test_a_chat_id_that_is_no_id_gets_a_field_error_however_json_reads_it(user, chat_id):
+    raw = '{"type": "send_message", "chat_id": ' + chat_id + ', "client_id": "x", "text": "hi"}'
+
+    answer, pong = async_to_sync(exchange)(user, raw)
+
+    assert (answer["code"], list(answer["fields"]), answer["client_id"]) == ("validation_error", ["chat_id"], "x")
+    assert pong == {"type": "pong"}
+
+
 def test_a_lone_surrogate_in_a_message_is_refused_not_stored(friends_with_chat):
     alice, _, chat = friends_with_chat
     raw = json.dumps({"type": "send_message", "chat_id": chat.pk, "text": "hi \ud800", "client_id": "s1"})
