@@ -41,10 +41,11 @@ def _preview_line(*, deleted: bool, text: str, image_url: str | None) -> str:
     return text or ("image" if image_url else "")
 
 
-def last_message_data(message: StoredMessage | None) -> dict[str, Any] | None:
+def last_message_data(message: StoredMessage | None, *, data: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The sidebar's last message; `data` is the message's `message_data`, where the caller has it already."""
     if message is None:
         return None
-    return {**message_data(message), "preview": preview(message)}
+    return {**(data or message_data(message)), "preview": preview(message)}
 
 
 def new_message_frame(message: StoredMessage) -> dict[str, Any]:

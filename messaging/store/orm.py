@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from messaging.models import Message
@@ -60,27 +61,34 @@ def _select(where: str, params: list, *, source: str | None = None) -> list[Stor
     `where` (with any ORDER BY and LIMIT) and `source` (the table, with any index hint) hold only
     placeholders, quoted names and fixed words.
     """
-    source = source or connection.ops.quote_name(Message._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(name) for name in READ_COLUMNS)
-    with connection.cursor() as cursor:
+    db = _database()
+    source = source or db.ops.quote_name(Message._meta.db_table)
+    columns = ", ".join(db.ops.quote_name(name) for name in READ_COLUMNS)
+    with db.cursor() as cursor:
         cursor.execute(f"SELECT {columns} FROM {source} WHERE {where}", params)  # noqa: S608
         rows = cursor.fetchall()
-    as_time = _time_converter()
+    as_time = _time_converter(db)
     return [
         StoredMessage(str(pk), *fields, as_time(created_at), as_time(deleted_at), deleted_by)
         for pk, *fields, created_at, deleted_at, deleted_by in rows
     ]
 
 
-def _time_converter() -> Callable[[Any], datetime | None]:
+def _database() -> BaseDatabaseWrapper:
+    """This thread's connection to the store's database, looked up once: each attribute of
+    `django.db.connection` looks it up again (a few times a statement, and once per converted value)."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _time_converter(db: BaseDatabaseWrapper) -> Callable[[Any], datetime | None]:
     """A database's value of a message time -> an aware datetime (None stays None), as the ORM reads it."""
     column = Message._meta.get_field("created_at").get_col(Message._meta.db_table)
     # The backend's, then the field's, as the ORM's compiler applies them.
-    converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+    converters = db.ops.get_db_converters(column) + column.get_db_converters(db)
 
     def convert(value: Any) -> datetime | None:
         for converter in converters:
-            value = converter(value, column, connection)
+            value = converter(value, column, db)
         return value
 
     return convert
@@ -142,23 +150,24 @@ class OrmMessageStore:
 
     def add_many(self, messages):
         created_at = _now()
-        if not connection.features.can_return_rows_from_bulk_insert:
+        db = _database()
+        if not db.features.can_return_rows_from_bulk_insert:
             return self._add_many_then_find(messages, created_at)  # MySQL: no RETURNING
         # Written out: for one batch of sends, bulk_create's per-field preparation cost more than
         # the insert itself (measured, bench/). Each value is a parameter.
-        table = connection.ops.quote_name(Message._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(name) for name in INSERTED_COLUMNS)
+        table = db.ops.quote_name(Message._meta.db_table)
+        columns = ", ".join(db.ops.quote_name(name) for name in INSERTED_COLUMNS)
         one_row = f"({', '.join(['%s'] * len(INSERTED_COLUMNS))})"
         sql = (
             f"INSERT INTO {table} ({columns}) VALUES {', '.join([one_row] * len(messages))} "  # noqa: S608
             "RETURNING id, chat_id, sender_id, client_id"
         )
-        stamp = connection.ops.adapt_datetimefield_value(created_at)
+        stamp = db.ops.adapt_datetimefield_value(created_at)
         params = [
             value for m in messages for value in (m.chat_id, m.sender_id, m.text, m.image_url, m.client_id, stamp)
         ]
         try:
-            with _statement_on_its_own(), connection.cursor() as cursor:
+            with _statement_on_its_own(), db.cursor() as cursor:
                 cursor.execute(sql, params)
                 ids = {(chat_id, sender_id, client_id): pk for pk, chat_id, sender_id, client_id in cursor.fetchall()}
         except IntegrityError:
