@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from messaging.models import Message
@@ -154,12 +155,16 @@ class OrmMessageStore:
         if not db.features.can_return_rows_from_bulk_insert:
             return self._add_many_then_find(messages, created_at)  # MySQL: no RETURNING
         # Written out: for one batch of sends, bulk_create's per-field preparation cost more than
-        # the insert itself (measured, bench/). Each value is a parameter.
+        # the insert itself (measured, bench/). Each value is a parameter. A message sent before under its
+        # client key is skipped (the insert returns the rows it wrote) and found afterwards: resends reach
+        # the insert without a lookup first (messaging.services).
         table = db.ops.quote_name(Message._meta.db_table)
         columns = ", ".join(db.ops.quote_name(name) for name in INSERTED_COLUMNS)
         one_row = f"({', '.join(['%s'] * len(INSERTED_COLUMNS))})"
+        insert = db.ops.insert_statement(on_conflict=OnConflict.IGNORE)
+        skip_sent = db.ops.on_conflict_suffix_sql([], OnConflict.IGNORE, [], [])
         sql = (
-            f"INSERT INTO {table} ({columns}) VALUES {', '.join([one_row] * len(messages))} "  # noqa: S608
+            f"{insert} {table} ({columns}) VALUES {', '.join([one_row] * len(messages))} {skip_sent} "
             "RETURNING id, chat_id, sender_id, client_id"
         )
         stamp = db.ops.adapt_datetimefield_value(created_at)
@@ -175,7 +180,22 @@ class OrmMessageStore:
             return [self._add_one(_row(m, created_at)) for m in messages]
         except DatabaseError as error:
             raise _unavailable(error) from error
-        return [(StoredMessage(id=str(ids[m.client_key]), **vars(m), created_at=created_at), True) for m in messages]
+        skipped = [m.client_key for m in messages if m.client_key not in ids]
+        earlier = self.find_by_client_ids(skipped) if skipped else {}
+        answers = []
+        written: dict[ClientKey, StoredMessage] = {}  # a client key twice in the list is one message
+        for m in messages:
+            if m.client_key in written:
+                answers.append((written[m.client_key], False))
+            elif m.client_key in ids:
+                written[m.client_key] = StoredMessage(id=str(ids[m.client_key]), **vars(m), created_at=created_at)
+                answers.append((written[m.client_key], True))
+            elif m.client_key in earlier:
+                answers.append((earlier[m.client_key], False))
+            else:
+                # Skipped for another reason than an earlier send: alone, its insert says why.
+                answers.append(self._add_one(_row(m, created_at)))
+        return answers
 
     def _add_many_then_find(self, messages, created_at):
         rows = [_row(m, created_at) for m in messages]
