@@ -50,18 +50,6 @@ return answers
 """
 
 
-# KEYS: windows; ARGV[i]: attempts to take back from KEYS[i]. A window that expired meanwhile stays gone (not
-# made again without an expiry); one taken back to nothing is dropped, so that the next attempt opens a window.
-_TAKE_BACK_ATTEMPTS = """
-for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 and redis.call('DECRBY', key, ARGV[i]) <= 0 then
-    redis.call('DEL', key)
-  end
-end
-return #KEYS
-"""
-
-
 def check_rate_limit(limit: str, *, key: str, message: str) -> None:
     """Count one attempt against `limit` for `key`; raise RateLimited past the limit."""
     refused = count_attempts(limit, [key], message=message)[0]
@@ -105,20 +93,6 @@ def count_attempts(limit: str, keys: list[str], *, message: str) -> list[RateLim
         else:
             refusals.append(RateLimited(message, retry_after=left[name] if left[name] > 0 else seconds))
     return refusals
-
-
-def take_back_attempts(limit: str, keys: list[str]) -> None:
-    """Take back attempts that `count_attempts` counted for `keys` (one per time a key is named) and that turned
-    out not to count, in one Redis round trip; none when the list is empty or the limit is off."""
-    if settings.RATE_LIMITS.get(limit) is None or not keys:
-        return
-    attempts = Counter(window_key(limit, key) for key in keys)
-    try:
-        redis = shared_redis.connection()
-        redis.register_script(_TAKE_BACK_ATTEMPTS)(keys=list(attempts), args=list(attempts.values()))
-    except shared_redis.RedisError:
-        # Counted once too often: the window ends as it would have, a little fuller.
-        logger.warning("rate limit %s: %d attempts not taken back: Redis unavailable", limit, len(keys), exc_info=True)
 
 
 def window_key(limit: str, key: str) -> str:

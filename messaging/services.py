@@ -36,7 +36,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from chat_realtime.errors import ApplicationError, AuthenticationError, NotFoundError, ValidationFailed
 from chat_realtime.images import message_image_url
-from chat_realtime.rate_limits import count_attempts, take_back_attempts
+from chat_realtime.rate_limits import count_attempts
 from chat_realtime.realtime import publish, publish_to_chat, to_chat, to_participant, to_user
 from messaging import events, selectors
 from messaging.models import Chat, ChatParticipant, ReadState
@@ -233,50 +233,31 @@ def _store_and_record(
         if key[0] not in existing:
             outcomes[index] = NotFoundError("No such chat.")
             del keys[index]
-    recorded: list[tuple[MessageDraft, StoredMessage, bool]] = []
-
-    def answer_resends(indices: list[int]) -> list[int]:
-        """Look these drafts up: each sent before is answered with what was stored (and its SQL side repaired
-        if an earlier try stopped short). Answers the others, the new messages."""
-        earlier = store.find_by_client_ids([keys[index] for index in indices])
-        for index in indices:
-            if keys[index] in earlier:
-                outcomes[index] = SentMessage(message=earlier[keys[index]], created=False, grant=grants[index])
-                recorded.append((drafts[index], earlier[keys[index]], False))
-        return [index for index in indices if keys[index] not in earlier]
-
-    # Most drafts are new messages, and the insert tells a resend (the store answers what it stored before,
-    # created=False), so client ids are not looked up first, except where the insert would come too late: for
-    # an image (uploaded before its insert); for a draft that fails a check only new messages must pass; and,
-    # while anyone in the batch is past the flood limit, for every draft, since only new messages count against
-    # it (the batch's attempts are taken back and the new ones counted again). A resend's counted attempt is
-    # taken back once the insert has told it.
-    senders = {index: f"user:{drafts[index].sender.pk}" for index in keys}
-    fresh = list(keys)
-    lookup_first = any(drafts[index].image is not None for index in fresh)
-    counted = [] if lookup_first else count_attempts("message", [senders[index] for index in fresh], message=TOO_FAST)
-    if any(refused is not None for refused in counted):
-        take_back_attempts("message", [senders[index] for index in fresh])
-        lookup_first = True
     try:
-        if lookup_first:
-            fresh = answer_resends(fresh)
-            counted = count_attempts("message", [senders[index] for index in fresh], message=TOO_FAST)
-        to_store: dict[int, NewMessage] = {}
-        failed: dict[int, ApplicationError] = {}
-        for index, refused in zip(fresh, counted, strict=True):
-            try:
-                if refused is not None:
-                    raise refused
-                to_store[index] = _new_message(drafts[index], client_id=keys[index][2])
-            except ApplicationError as error:
-                failed[index] = error
-        new = answer_resends(list(failed)) if failed and not lookup_first else list(failed)
+        earlier = store.find_by_client_ids(list(keys.values()))
     except MessageStoreUnavailable as error:
         _refused(outcomes, error)
         return
-    for index in new:
-        outcomes[index] = failed[index]
+
+    recorded: list[tuple[MessageDraft, StoredMessage, bool]] = []
+    fresh: list[int] = []
+    for index, key in keys.items():
+        if key in earlier:
+            # A resend: answer with what was stored (and repair the SQL side if an earlier try stopped short).
+            outcomes[index] = SentMessage(message=earlier[key], created=False, grant=grants[index])
+            recorded.append((drafts[index], earlier[key], False))
+        else:
+            fresh.append(index)
+    # Only new messages count against the limit: a resend is answered even while its sender is rate-limited.
+    refusals = count_attempts("message", [f"user:{drafts[index].sender.pk}" for index in fresh], message=TOO_FAST)
+    to_store: dict[int, NewMessage] = {}
+    for index, refused in zip(fresh, refusals, strict=True):
+        try:
+            if refused is not None:
+                raise refused
+            to_store[index] = _new_message(drafts[index], client_id=keys[index][2])
+        except ApplicationError as error:
+            outcomes[index] = error
     if to_store:
         try:
             stored = store.add_many(list(to_store.values()))
@@ -288,13 +269,9 @@ def _store_and_record(
             for index, (message, created) in zip(to_store, stored, strict=True):
                 outcomes[index] = SentMessage(message=message, created=created, grant=grants[index])
                 recorded.append((drafts[index], message, created))
-    take_back_attempts(
-        "message",
-        [senders[index] for index in fresh if isinstance(outcomes[index], SentMessage) and not outcomes[index].created],
-    )
     if recorded:
-        # Only a resend needs its chat's activity time from before this batch (see _record): one found by a
-        # lookup or by the insert.
+        # Only a resend needs its chat's activity time from before this batch (see _record): one found by the
+        # lookup, or one whose original was committed after the lookup (the insert met it).
         resent_in = {message.chat_id for _, message, created in recorded if not created}
         active_until = (
             dict(Chat.objects.filter(pk__in=resent_in).values_list("pk", "last_activity_at")) if resent_in else {}

@@ -5,7 +5,7 @@ from django.test import override_settings
 
 from chat_realtime import shared_redis
 from chat_realtime.errors import RateLimited
-from chat_realtime.rate_limits import check_rate_limit, count_attempts, take_back_attempts, window_key
+from chat_realtime.rate_limits import check_rate_limit, count_attempts, window_key
 
 
 def refused(answers: list[RateLimited | None]) -> list[bool]:
@@ -86,31 +86,3 @@ def test_when_redis_is_away_every_attempt_is_let_through(redis_down, caplog):
 
     assert refused(answers) == [False, False, False]
     assert "not checked: Redis unavailable" in caplog.text
-
-
-@override_settings(RATE_LIMITS={"message": (3, 60)})
-def test_attempts_taken_back_free_their_places_in_the_window():
-    count_attempts("message", ["user:1", "user:1", "user:1", "user:2"], message="slow")
-
-    take_back_attempts("message", ["user:1", "user:1", "user:2"])
-
-    assert refused(count_attempts("message", ["user:1"] * 3, message="slow")) == [False, False, True]
-    assert 0 < shared_redis.connection().ttl(window_key("message", "user:1")) <= 60
-
-
-@override_settings(RATE_LIMITS={"message": (3, 60)})
-def test_a_window_taken_back_to_nothing_is_dropped_and_one_that_expired_is_not_made_again():
-    count_attempts("message", ["user:1"], message="slow")
-
-    take_back_attempts("message", ["user:1", "user:2"])  # user:2's window expired (or never was)
-
-    redis = shared_redis.connection()
-    assert not redis.exists(window_key("message", "user:1"))  # the next attempt opens a window, with its expiry
-    assert not redis.exists(window_key("message", "user:2"))  # no counter below nothing, never expiring
-
-
-@override_settings(RATE_LIMITS={"message": (1, 60)})
-def test_when_redis_is_away_taking_back_attempts_is_logged_and_the_send_goes_on(redis_down, caplog):
-    take_back_attempts("message", ["user:1"])
-
-    assert "not taken back: Redis unavailable" in caplog.text

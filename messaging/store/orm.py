@@ -98,32 +98,6 @@ def _row(message: NewMessage, created_at) -> Message:
     return Message(**vars(message), created_at=created_at)
 
 
-def _insert_returning_ids(db: BaseDatabaseWrapper, messages: list[NewMessage], created_at: datetime) -> dict:
-    """Insert these messages in one statement; answers each one's id by its client key. Raises IntegrityError
-    if one was sent before, having written none of them (the caller's transaction goes on).
-
-    Written out: for one batch of sends, bulk_create's per-field preparation cost more than the insert itself
-    (measured, bench/). Each value is a parameter.
-    """
-    table = db.ops.quote_name(Message._meta.db_table)
-    columns = ", ".join(db.ops.quote_name(name) for name in INSERTED_COLUMNS)
-    one_row = f"({', '.join(['%s'] * len(INSERTED_COLUMNS))})"
-    sql = (
-        f"INSERT INTO {table} ({columns}) VALUES {', '.join([one_row] * len(messages))} "  # noqa: S608
-        "RETURNING id, chat_id, sender_id, client_id"
-    )
-    stamp = db.ops.adapt_datetimefield_value(created_at)
-    params = [value for m in messages for value in (m.chat_id, m.sender_id, m.text, m.image_url, m.client_id, stamp)]
-    try:
-        with _statement_on_its_own(), db.cursor() as cursor:
-            cursor.execute(sql, params)
-            return {(chat_id, sender_id, client_id): pk for pk, chat_id, sender_id, client_id in cursor.fetchall()}
-    except IntegrityError:
-        raise
-    except DatabaseError as error:
-        raise _unavailable(error) from error
-
-
 def _along_paging_index() -> str:
     """The messages table, read along (chat_id, id): MySQL/MariaDB must be told, SQLite finds it."""
     table = connection.ops.quote_name(Message._meta.db_table)
@@ -179,35 +153,29 @@ class OrmMessageStore:
         db = _database()
         if not db.features.can_return_rows_from_bulk_insert:
             return self._add_many_then_find(messages, created_at)  # MySQL: no RETURNING
-        earlier: dict[ClientKey, StoredMessage] = {}
+        # Written out: for one batch of sends, bulk_create's per-field preparation cost more than
+        # the insert itself (measured, bench/). Each value is a parameter.
+        table = db.ops.quote_name(Message._meta.db_table)
+        columns = ", ".join(db.ops.quote_name(name) for name in INSERTED_COLUMNS)
+        one_row = f"({', '.join(['%s'] * len(INSERTED_COLUMNS))})"
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([one_row] * len(messages))} "  # noqa: S608
+            "RETURNING id, chat_id, sender_id, client_id"
+        )
+        stamp = db.ops.adapt_datetimefield_value(created_at)
+        params = [
+            value for m in messages for value in (m.chat_id, m.sender_id, m.text, m.image_url, m.client_id, stamp)
+        ]
         try:
-            ids = _insert_returning_ids(db, messages, created_at)
+            with _statement_on_its_own(), db.cursor() as cursor:
+                cursor.execute(sql, params)
+                ids = {(chat_id, sender_id, client_id): pk for pk, chat_id, sender_id, client_id in cursor.fetchall()}
         except IntegrityError:
-            # Sent before under one of these client keys (resends reach the insert without a lookup first,
-            # messaging.services): those are found, and the others written again. Not INSERT IGNORE, which on
-            # MySQL would also turn strict mode's errors into silently changed data.
-            earlier = self.find_by_client_ids([m.client_key for m in messages])
-            new, seen = [], set(earlier)
-            for m in messages:
-                if m.client_key not in seen:
-                    seen.add(m.client_key)
-                    new.append(m)
-            try:
-                ids = _insert_returning_ids(db, new, created_at) if new else {}
-            except IntegrityError:
-                # An original committed meanwhile (by another worker): one at a time, each finds its answer.
-                return [self._add_one(_row(m, created_at)) for m in messages]
-        answers = []
-        written: dict[ClientKey, StoredMessage] = {}  # a client key twice in the list is one message
-        for m in messages:
-            if m.client_key in written:
-                answers.append((written[m.client_key], False))
-            elif m.client_key in ids:
-                written[m.client_key] = StoredMessage(id=str(ids[m.client_key]), **vars(m), created_at=created_at)
-                answers.append((written[m.client_key], True))
-            else:
-                answers.append((earlier[m.client_key], False))
-        return answers
+            # One of them was sent before (a resend racing its original): one at a time, each finds its answer.
+            return [self._add_one(_row(m, created_at)) for m in messages]
+        except DatabaseError as error:
+            raise _unavailable(error) from error
+        return [(StoredMessage(id=str(ids[m.client_key]), **vars(m), created_at=created_at), True) for m in messages]
 
     def _add_many_then_find(self, messages, created_at):
         rows = [_row(m, created_at) for m in messages]
