@@ -279,11 +279,8 @@ def _store_and_record(
         unread_after = _record(recorded, active_until, read_states)
         for index, outcome in enumerate(outcomes):
             if isinstance(outcome, SentMessage) and outcome.message.id in unread_after:
-                # Made anew rather than with dataclasses.replace, which costs several times as much per message.
-                outcomes[index] = SentMessage(
-                    message=outcome.message,
-                    created=outcome.created,
-                    grant=outcome.grant,
+                outcomes[index] = replace(
+                    outcome,
                     announced=True,
                     # No membership left (removed after its grant was checked): nothing there is unread for it.
                     unread_count=unread_after[outcome.message.id].get(outcome.grant.sender_id, 0),

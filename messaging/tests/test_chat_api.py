@@ -288,6 +288,22 @@ def test_an_image_message_is_stored_with_its_url_and_previews_as_image(alice_bob
     assert last["preview"] == "image"
 
 
+def test_resending_an_image_message_answers_the_stored_one_without_storing_the_image_again(
+    alice_bob_chat, media_in_tmp, settings
+):
+    alice, _, chat = alice_bob_chat
+
+    def post():
+        upload = SimpleUploadedFile("cat.png", image_bytes("PNG", (300, 200)), content_type="image/png")
+        return client_for(alice).post(f"/api/chats/{chat.pk}/messages", {"image": upload, "client_id": "img-r"})
+
+    first, again = post(), post()
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    assert len(list((settings.MEDIA_ROOT / "messages").rglob("*.*"))) == 1
+
+
 def test_an_image_message_may_carry_text(alice_bob_chat, media_in_tmp):
     alice, _, chat = alice_bob_chat
     upload = SimpleUploadedFile("cat.jpg", image_bytes("JPEG"), content_type="image/jpeg")

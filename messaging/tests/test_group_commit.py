@@ -349,6 +349,20 @@ def test_a_resend_in_the_same_batch_is_announced_once_and_takes_no_rate_limit(fr
     assert sorted(announced) == sorted([(f"user.{alice.pk}", first.message.id), (f"user.{bob.pk}", first.message.id)])
 
 
+def test_a_resend_that_fails_todays_checks_is_still_answered_with_what_was_stored(
+    friends_with_chat, unlimited_messages
+):
+    alice, _, chat = friends_with_chat
+    (sent,) = services.send_messages([draft(alice, chat, "once", text="the first try")])
+
+    again, empty = services.send_messages(
+        [draft(alice, chat, "once", text="x" * (services.MESSAGE_MAX_CHARS + 1)), draft(alice, chat, "new", text=" ")]
+    )
+
+    assert not again.created and again.message.id == sent.message.id
+    assert empty.code == "validation_error"
+
+
 def test_a_batch_counts_each_new_message_against_its_senders_limit_in_one_call_and_resends_not_at_all(
     friends_with_chat, monkeypatch, settings
 ):
