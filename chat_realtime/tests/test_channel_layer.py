@@ -354,21 +354,17 @@ async def test_a_mailbox_on_another_worker_gets_group_messages_through_redis_onc
 
 
 @needs_redis
-async def test_on_redis_a_group_message_skips_the_channel_it_is_told_to_here_and_reaches_other_workers():
-    here, there = worker_layer(), worker_layer()
-    try:
-        origin, origin_mailbox = await mailbox_member(here, "user.9")
-        _, other_tab = await mailbox_member(here, "user.9")
-        _, remote = await mailbox_member(there, "user.9")
+async def test_on_redis_a_group_message_skips_the_channel_it_is_told_to_here_and_reaches_other_workers(workers):
+    here, there = workers(), workers()
+    origin, origin_mailbox = await mailbox_member(here, "user.9")
+    _, other_tab = await mailbox_member(here, "user.9")
+    _, remote = await mailbox_member(there, "user.9")
 
-        here.group_send_nowait("user.9", {"type": "deliver", "n": 1}, skip=origin)
+    here.group_send_nowait("user.9", {"type": "deliver", "n": 1}, skip=origin)
 
-        assert await taken(other_tab) == [{"type": "deliver", "n": 1}]
-        assert await taken(remote) == [{"type": "deliver", "n": 1}]
-        assert await taken(origin_mailbox, within=0.3) == []
-    finally:
-        await here.flush()
-        await there.flush()
+    assert await taken(other_tab) == [{"type": "deliver", "n": 1}]
+    assert await taken(remote) == [{"type": "deliver", "n": 1}]
+    assert await taken(origin_mailbox, within=0.3) == []
 
 
 # --- Publishing only while another worker has members -------------------------------------------
