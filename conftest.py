@@ -133,6 +133,32 @@ def friends_with_chat(user, make_user, befriend):
 
 
 @pytest.fixture
+def round_trips(monkeypatch):
+    """The statement texts the default MySQL/MariaDB connection sends from now on, one entry per round trip
+    (a COMMIT or ROLLBACK of the driver's own as "COMMIT", "ROLLBACK"). Skips on SQLite (DB_HOST unset)."""
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        pytest.skip("DB_HOST is not set: this test counts round trips to MySQL/MariaDB")
+    from MySQLdb.connections import Connection
+
+    sent: list[str] = []
+
+    def counted(method, text=None):
+        def send(db, *args):
+            if db is connection.connection:  # not another session's
+                sent.append(text or bytes(args[0]).decode())
+            return method(db, *args)
+
+        return send
+
+    monkeypatch.setattr(Connection, "query", counted(Connection.query))
+    monkeypatch.setattr(Connection, "commit", counted(Connection.commit, "COMMIT"))
+    monkeypatch.setattr(Connection, "rollback", counted(Connection.rollback, "ROLLBACK"))
+    return sent
+
+
+@pytest.fixture
 def other_mysql_session():
     """A second MySQL/MariaDB session on the test database, to see what others see (only what is
     committed) and to meet the test's locks. Skips where the database is SQLite (DB_HOST unset)."""

@@ -1,15 +1,17 @@
 """The MySQL/MariaDB backend saves round trips and keeps what they meant: transactions open with
-START TRANSACTION (what an atomic block does is seen by others at its end or never; outside one
-every statement commits on its own), and a connection that answered moments ago is used without
-a health-check ping (one idle for longer is still checked, and replaced if it died).
-Needs MySQL/MariaDB (DB_HOST)."""
+START TRANSACTION, sent with their first statement (what an atomic block does is seen by others at
+its end or never; outside one every statement commits on its own); a write nobody reads the outcome
+of goes out with the transaction's next statement or its COMMIT (seen by what follows it, committed
+or rolled back with the rest, and failing the transaction if it fails); and a connection that
+answered moments ago is used without a health-check ping (one idle for longer is still checked, and
+replaced if it died). Needs MySQL/MariaDB (DB_HOST)."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import IntegrityError, close_old_connections, connection, connections, transaction
 
 from chat_realtime.mysql_backend import base as mysql_backend
 
@@ -35,19 +37,21 @@ def seen_by(session, row_id: int) -> bool:
         return cursor.fetchone()[0] == 1
 
 
-def statements_sent() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW SESSION STATUS LIKE 'Questions'")
-        return int(cursor.fetchone()[1])
-
-
-def test_an_atomic_block_costs_one_statement_besides_its_own_and_its_commit(probe_table):
-    before = statements_sent()
+def test_an_atomic_block_costs_a_round_trip_for_its_statement_and_one_for_its_commit(probe_table, round_trips):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
 
-    # START TRANSACTION, the INSERT, COMMIT, and the count's own SHOW: no autocommit off and on again.
-    assert statements_sent() - before == 4
+    # START TRANSACTION goes with the INSERT; no autocommit off and on again.
+    assert round_trips == [f"START TRANSACTION; INSERT INTO {TABLE} VALUES (1)", "COMMIT"]
+
+
+def test_an_atomic_block_that_runs_no_statement_costs_no_round_trip(probe_table, round_trips):
+    with transaction.atomic():
+        pass
+    with pytest.raises(RuntimeError), transaction.atomic():
+        raise RuntimeError("the block fails")
+
+    assert round_trips == []
 
 
 def test_an_atomic_block_is_seen_by_others_at_its_end_or_never(probe_table, other_mysql_session):
@@ -92,6 +96,110 @@ def test_manual_transactions_still_commit_only_when_told(probe_table, other_mysq
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {TABLE} VALUES (3)")
     assert seen_by(other_mysql_session, 3)
+
+
+def defer_insert(row_id: int) -> None:
+    connection.defer_write(f"INSERT INTO {TABLE} VALUES (%s)", [row_id])
+
+
+def test_a_deferred_write_goes_out_with_the_commit_and_is_committed(probe_table, round_trips, other_mysql_session):
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
+        defer_insert(2)
+        assert not seen_by(other_mysql_session, 2)
+
+    assert seen_by(other_mysql_session, 1) and seen_by(other_mysql_session, 2)
+    assert round_trips == [
+        f"START TRANSACTION; INSERT INTO {TABLE} VALUES (1)",
+        f"INSERT INTO {TABLE} VALUES (2); COMMIT",
+    ]
+
+
+def test_a_deferred_write_is_seen_by_the_transactions_next_statement(probe_table, round_trips):
+    with transaction.atomic():
+        defer_insert(1)
+        defer_insert(2)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {TABLE}")
+            count = cursor.fetchone()[0]
+
+    assert count == 2
+    assert len(round_trips) == 2  # the two writes went with the count (and START TRANSACTION); then COMMIT
+
+
+def test_a_deferred_write_of_a_block_that_fails_never_reaches_the_server(probe_table, round_trips, other_mysql_session):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
+        defer_insert(2)
+        raise RuntimeError("the block fails")
+
+    assert not seen_by(other_mysql_session, 1) and not seen_by(other_mysql_session, 2)
+    assert not [sql for sql in round_trips if "VALUES (2)" in sql]
+
+
+def test_a_deferred_write_that_fails_fails_its_transaction(probe_table, other_mysql_session):
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {TABLE} VALUES (2)")
+        defer_insert(1)  # a duplicate key: its error reaches the next statement
+        with pytest.raises(IntegrityError), connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {TABLE} VALUES (3)")
+        # Caught, but the transaction cannot go on as if the write had happened: it rolls back.
+        assert transaction.get_rollback()
+
+    assert not seen_by(other_mysql_session, 2) and not seen_by(other_mysql_session, 3)
+
+
+def test_a_deferred_write_that_fails_at_the_commit_fails_the_block(probe_table, other_mysql_session):
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {TABLE} VALUES (1)")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {TABLE} VALUES (2)")
+        defer_insert(1)
+
+    assert not seen_by(other_mysql_session, 2)
+    with connection.cursor() as cursor:  # and the connection goes on
+        cursor.execute(f"SELECT COUNT(*) FROM {TABLE}")
+        assert cursor.fetchone()[0] == 1
+
+
+def test_outside_a_transaction_a_deferred_write_runs_at_once(probe_table, other_mysql_session):
+    defer_insert(1)
+
+    assert seen_by(other_mysql_session, 1)
+
+
+def test_statements_sent_together_keep_their_parameters_and_percent_signs(probe_table):
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT '100%'")  # no parameters: the text is not %-formatted
+            alone = cursor.fetchone()
+        defer_insert(1)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s, '50%%'", ["x%s"])
+            positional = cursor.fetchone()
+        defer_insert(2)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*), %(word)s FROM {TABLE}", {"word": "named"})
+            named = cursor.fetchone()
+        defer_insert(3)
+        with connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {TABLE} VALUES (%s)", [[4], [5]])
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {TABLE}")
+            count = cursor.fetchone()[0]
+
+    assert alone == ("100%",)
+    assert positional == ("x%s", "50%")
+    assert named == (2, "named")
+    assert count == 5
 
 
 def session_id() -> int:
