@@ -147,6 +147,22 @@ def test_a_batch_of_sends_is_four_round_trips_to_mysql(friends_with_chat, unlimi
     assert round_trips[-1].endswith("COMMIT")  # the chat's activity and the read states go with the COMMIT
 
 
+def test_a_batch_of_reads_is_four_round_trips_to_mysql(friends_with_chat, unlimited_messages, round_trips):
+    if not isinstance(message_store(), OrmMessageStore):
+        pytest.skip("the message store is MongoDB: the chats' newest messages are found there")
+    alice, bob, chat = friends_with_chat
+    (sent,) = services.send_messages([draft(alice, chat, "a1")])
+    round_trips.clear()
+
+    outcomes = services.mark_reads([services.ReadMark(user=bob, chat_id=chat.pk, message_id=sent.message.id)])
+
+    assert outcomes == [None]
+    # Membership (before any lock), the chats' lock, their newest messages, the read state with the COMMIT.
+    assert [sql.split()[0] for sql in round_trips] == ["SELECT", "START", "SELECT", "UPDATE"]
+    assert round_trips[-1].endswith("COMMIT")
+    assert ChatParticipant.objects.get(chat=chat, user=bob).last_read_message_id == sent.message.id
+
+
 def test_the_chat_moves_up_and_each_sender_has_read_what_they_sent(friends_with_chat, unlimited_messages):
     alice, bob, chat = friends_with_chat
     before = chat.last_activity_at
