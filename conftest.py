@@ -135,7 +135,8 @@ def friends_with_chat(user, make_user, befriend):
 @pytest.fixture
 def round_trips(monkeypatch):
     """The statement texts the default MySQL/MariaDB connection sends from now on, one entry per round trip
-    (a COMMIT or ROLLBACK of the driver's own as "COMMIT", "ROLLBACK"). Skips on SQLite (DB_HOST unset)."""
+    (the driver's own COMMIT, ROLLBACK, autocommit switch and ping as "COMMIT", "ROLLBACK", "SET autocommit",
+    "PING"). Skips on SQLite (DB_HOST unset)."""
     from django.db import connection
 
     if connection.vendor != "mysql":
@@ -155,6 +156,8 @@ def round_trips(monkeypatch):
     monkeypatch.setattr(Connection, "query", counted(Connection.query))
     monkeypatch.setattr(Connection, "commit", counted(Connection.commit, "COMMIT"))
     monkeypatch.setattr(Connection, "rollback", counted(Connection.rollback, "ROLLBACK"))
+    monkeypatch.setattr(Connection, "autocommit", counted(Connection.autocommit, "SET autocommit"))
+    monkeypatch.setattr(Connection, "ping", counted(Connection.ping, "PING"))
     return sent
 
 

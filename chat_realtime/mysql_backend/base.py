@@ -8,24 +8,29 @@ most batches. Three changes, each keeping what it replaces means:
 - Transactions open with START TRANSACTION. Django's own backend turns the
   session's autocommit off to begin a transaction and on again after it: two
   statements besides the COMMIT. START TRANSACTION opens one without touching
-  autocommit, and COMMIT or ROLLBACK ends it. It goes to the server with the
-  transaction's first statement, as one multi-statement text (mysqlclient
-  turns multi-statements on): a transaction that runs no statement costs
-  nothing, and a ROLLBACK before its first statement is not sent either. Django already opens transactions
-  this way on SQLite (`_start_transaction_under_autocommit`); manual
-  transaction management (`transaction.set_autocommit(False)`) still turns
-  autocommit off. One difference: a statement that commits implicitly (DDL)
+  autocommit, and COMMIT or ROLLBACK ends it. Django already opens
+  transactions this way on SQLite (`_start_transaction_under_autocommit`);
+  manual transaction management (`transaction.set_autocommit(False)`) still
+  turns autocommit off. It goes to the server with the transaction's first
+  statement, as one multi-statement text (mysqlclient turns multi-statements
+  on): a transaction that runs no statement costs nothing, and one that fails
+  before its first statement sends no ROLLBACK. Statements sent on the
+  driver's connection itself, past Django's cursors, do not take what waits
+  with them. One difference: a statement that commits implicitly (DDL)
   inside an atomic block ends the transaction, and what follows it in the
   block then commits statement by statement, where with autocommit off it
   would have opened a new transaction. The app runs no DDL in atomic blocks
   on MySQL (its migrations are not atomic there).
 - A write whose outcome nobody reads (`defer_write`: a batch of sends' update
-  of its chats' activity and of the read states) waits in a transaction for
-  its next statement or its COMMIT and goes with it: a batch of sends takes
+  of its chats' activity and of the read states) waits in an atomic block
+  for its next statement or its end and goes with it: a batch of sends takes
   four round trips where it took seven (docs/benchmarks.md). What follows it
-  in the transaction sees it, a rollback takes it back with the rest, and if
-  it fails the error reaches the statement it went with and the transaction
-  is marked to roll back: nothing after it commits.
+  sees it; a rollback, of the block or to a savepoint taken before it, takes
+  it back unsent; if it fails, its error reaches the statement it went with
+  and the block is marked to roll back, so that nothing after it commits (a
+  nested block's write that fails with its RELEASE SAVEPOINT fails that block
+  alone, which Django then rolls back to its savepoint, as for any error of
+  its own). Outside atomic blocks it runs at once.
 - The health check (CONN_HEALTH_CHECKS) skips its ping when the connection
   answered within the last RECENTLY_ALIVE_SECONDS, as connection pools such
   as HikariCP do. Django pings before the first query after every
@@ -39,80 +44,81 @@ most batches. Three changes, each keeping what it replaces means:
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from django.db import IntegrityError
 from django.db.backends.mysql import base
+from django.db.backends.utils import debug_transaction
 
 RECENTLY_ALIVE_SECONDS = 0.5
 
-Statement = tuple[str, Any]  # SQL and its parameters (None: the text is not %-formatted)
-START_TRANSACTION: Statement = ("START TRANSACTION", None)
-
-
-def _together(statements: list[Statement]) -> Statement:
-    """Several statements as one text (the connection runs it as a multi-statement) and their parameters."""
-    texts, values = [], []
-    for sql, params in statements:
-        sql = sql.rstrip().rstrip(";")
-        if params is None:
-            texts.append(sql.replace("%", "%%"))
-        else:
-            texts.append(sql)
-            values.extend(params)
-    return "; ".join(texts), values
+START_TRANSACTION = b"START TRANSACTION"
+# Between statements sent as one text. The line break first ends a statement's closing line comment
+# (`-- ...` or `# ...`), which would otherwise take the separator and the next statement with it.
+SEPARATOR = b"\n;\n"
 
 
 class CursorWrapper(base.CursorWrapper):
-    """Sends the connection's waiting statements with the next one, in one round trip."""
+    """Sends the connection's waiting statements (each bound to its own parameters) with the next one."""
 
     def __init__(self, cursor, db: DatabaseWrapper) -> None:
         super().__init__(cursor)
         self.db = db
 
     def execute(self, query, args=None):
-        if self.db.deferring:
-            self.db.waiting.append((query, args))
+        if query is self.db.deferring:
+            self.db.deferring = None
+            # Bound now, by mysqlclient's own binding (what its `execute` uses): a wrong parameter fails where
+            # the write is asked for, and the query log shows the statement.
+            self.cursor._executed = self.cursor._mogrify(query, args)
+            self.db.waiting.append(self.cursor._executed)
             return 0
-        if not self.db.waiting:
+        waiting = self.db.take_waiting()
+        if not waiting:
             return super().execute(query, args)
-        if isinstance(args, dict):  # named parameters do not combine with the others' positional ones
-            self.run_together(self.db.take_waiting())
-            return super().execute(query, args)
-        return self.run_together([*self.db.take_waiting(), (query, args)])
+        return self.run_together([*waiting, self.cursor._mogrify(query, args)])
 
     def executemany(self, query, args):
-        if self.db.waiting:
-            self.run_together(self.db.take_waiting())
+        self.send_waiting()
         return super().executemany(query, args)
 
-    def run_together(self, statements: list[Statement]) -> int:
-        """Run `statements` in one round trip; the cursor is left on the last one's result.
+    def callproc(self, procname, args=()):
+        self.send_waiting()
+        return self.cursor.callproc(procname, args)
 
-        The server stops at the first that fails. If that was not the last, the error
-        reaches the caller of a later statement: the transaction is marked to roll
-        back, so that nothing written after the failed one is committed.
+    def send_waiting(self) -> None:
+        waiting = self.db.take_waiting()
+        if waiting:
+            self.run_together(waiting)
+
+    def run_together(self, statements: list[bytes], *, doom: bool = True) -> int:
+        """Run bound `statements` in one round trip; the cursor is left on the last one's result.
+
+        The server stops at the first that fails. If that was not the last, its error
+        reaches the caller of a later statement: with `doom`, the atomic block is marked
+        to roll back, so that nothing written after the failed one is committed.
         """
         answered = 0
         try:
-            super().execute(*_together(statements))
+            super().execute(SEPARATOR.join(statements))  # no parameters: each is bound already
             answered = 1
             while answered < len(statements):
                 self._next_result()
                 answered += 1
         except Exception:
-            if answered < len(statements) - 1 and self.db.in_atomic_block:
+            if doom and answered < len(statements) - 1 and self.db.in_atomic_block:
                 self.db.needs_rollback = True
             raise
         return self.cursor.rowcount
 
     def _next_result(self) -> None:
         try:
-            self.cursor.nextset()
+            answered = self.cursor.nextset()
         except base.Database.OperationalError as error:
             if error.args[0] in self.codes_for_integrityerror:
                 raise IntegrityError(*error.args) from error
             raise
+        if answered is None:  # a DatabaseError, so that an atomic block rolls back
+            raise base.Database.OperationalError("the server answered fewer statements than were sent together")
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -121,9 +127,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Statements that go out with the next one (or the COMMIT): START TRANSACTION, writes nobody reads.
-        self.waiting: list[Statement] = []
-        self.deferring = False
+        # Bound statements that go out with the next one (or the COMMIT): START TRANSACTION, deferred writes.
+        self.waiting: list[bytes] = []
+        self.deferring: str | None = None  # the text of the write `defer_write` is passing to the cursor
 
     def connect(self) -> None:
         self.waiting = []
@@ -132,23 +138,23 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def create_cursor(self, name=None) -> CursorWrapper:
         return CursorWrapper(self.connection.cursor(), self)
 
-    def take_waiting(self) -> list[Statement]:
+    def take_waiting(self) -> list[bytes]:
         waiting, self.waiting = self.waiting, []
         return waiting
 
-    def defer_write(self, sql: str, params: list) -> None:
-        """Run a write whose outcome nobody reads with the transaction's next statement or its COMMIT.
+    def defer_write(self, sql: str, params: list | dict) -> None:
+        """Run a write whose outcome nobody reads with the atomic block's next statement or its end.
 
-        Through Django's cursor all the same (the query log and execute wrappers see it
-        here). An error it meets reaches the statement it goes out with. Outside a
-        transaction it runs at once.
+        Through Django's cursor all the same: the query log and execute wrappers see it
+        here. An error it meets reaches the statement it goes out with, and the block
+        then rolls back. Outside an atomic block (manual transactions too) it runs at once.
         """
-        self.deferring = self.in_atomic_block or not self.get_autocommit()
+        self.deferring = sql if self.in_atomic_block else None
         try:
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
         finally:
-            self.deferring = False
+            self.deferring = None
 
     def _start_transaction_under_autocommit(self) -> None:
         # Sent with the transaction's first statement: a transaction that runs none costs no round trip.
@@ -162,23 +168,40 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _commit(self) -> None:
         waiting = self.take_waiting()
-        if waiting == [START_TRANSACTION]:
-            return  # the transaction ran no statement: nothing to commit
+        if self.connection is None or waiting == [START_TRANSACTION]:
+            return  # nothing of the transaction reached the server: nothing to commit
         if waiting:
-            cursor = self.create_cursor()
-            try:
-                with self.wrap_database_errors:
-                    cursor.run_together([*waiting, ("COMMIT", None)])
-            finally:
-                cursor.close()
+            with debug_transaction(self, "COMMIT"), self.wrap_database_errors:
+                self._run_alone([*waiting, b"COMMIT"])
         else:
             super()._commit()
         self.alive_at = time.monotonic()
 
     def _rollback(self) -> None:
         waiting = self.take_waiting()
-        if waiting[:1] != [START_TRANSACTION]:
-            super()._rollback()  # else nothing of the transaction reached the server
+        if waiting[:1] != [START_TRANSACTION]:  # else nothing of the transaction reached the server
+            super()._rollback()
+
+    def _savepoint_commit(self, sid) -> None:
+        waiting = self.take_waiting()
+        if not waiting:
+            return super()._savepoint_commit(sid)
+        release = self.ops.savepoint_commit_sql(sid).encode()
+        with self.wrap_database_errors:
+            # If an inner block's write fails here, Atomic rolls back to the savepoint: the outer block goes on.
+            self._run_alone([*waiting, release], doom=False)
+
+    def _savepoint_rollback(self, sid) -> None:
+        # All that waits was asked for after the savepoint (making it sent what waited before): undone unsent.
+        self.waiting = []
+        super()._savepoint_rollback(sid)
+
+    def _run_alone(self, statements: list[bytes], *, doom: bool = True) -> None:
+        cursor = self.create_cursor()
+        try:
+            cursor.run_together(statements, doom=doom)
+        finally:
+            cursor.close()
 
     def is_usable(self) -> bool:
         usable = super().is_usable()
