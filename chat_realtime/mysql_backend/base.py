@@ -20,7 +20,9 @@ most batches. Three changes, each keeping what it replaces means:
   inside an atomic block ends the transaction, and what follows it in the
   block then commits statement by statement, where with autocommit off it
   would have opened a new transaction. The app runs no DDL in atomic blocks
-  on MySQL (its migrations are not atomic there).
+  on MySQL (its migrations are not atomic there). A deadlock, which rolls
+  the whole transaction back on the server, marks the atomic block to roll
+  back, so that nothing after it runs outside a transaction.
 - A write whose outcome nobody reads (`defer_write`: a batch of sends' update
   of its chats' activity and of the read states) waits in an atomic block
   for its next statement or its end and goes with it: a batch of sends takes
@@ -30,7 +32,8 @@ most batches. Three changes, each keeping what it replaces means:
   and the block is marked to roll back, so that nothing after it commits (a
   nested block's write that fails with its RELEASE SAVEPOINT fails that block
   alone, which Django then rolls back to its savepoint, as for any error of
-  its own). Outside atomic blocks it runs at once.
+  its own). Outside atomic blocks, and in those of a manual transaction
+  (whose end commits nothing), it runs at once.
 - The health check (CONN_HEALTH_CHECKS) skips its ping when the connection
   answered within the last RECENTLY_ALIVE_SECONDS, as connection pools such
   as HikariCP do. Django pings before the first query after every
@@ -55,6 +58,7 @@ START_TRANSACTION = b"START TRANSACTION"
 # Between statements sent as one text. The line break first ends a statement's closing line comment
 # (`-- ...` or `# ...`), which would otherwise take the separator and the next statement with it.
 SEPARATOR = b"\n;\n"
+ER_LOCK_DEADLOCK = 1213
 
 
 class CursorWrapper(base.CursorWrapper):
@@ -65,17 +69,20 @@ class CursorWrapper(base.CursorWrapper):
         self.db = db
 
     def execute(self, query, args=None):
+        # Bound first, by mysqlclient's own binding (what its `execute` uses): a statement that fails to bind
+        # fails where it is asked for, and takes nothing that waits with it.
+        bound = self.cursor._mogrify(query, args)
         if query is self.db.deferring:
             self.db.deferring = None
-            # Bound now, by mysqlclient's own binding (what its `execute` uses): a wrong parameter fails where
-            # the write is asked for, and the query log shows the statement.
-            self.cursor._executed = self.cursor._mogrify(query, args)
+            self.cursor._executed = bound.rstrip().rstrip(b";")  # what the query log shows
             self.db.waiting.append(self.cursor._executed)
             return 0
         waiting = self.db.take_waiting()
         if not waiting:
-            return super().execute(query, args)
-        return self.run_together([*waiting, self.cursor._mogrify(query, args)])
+            return self._own(bound)
+        rowcount = self.run_together([*waiting, bound])
+        self.cursor._executed = bound  # the query log shows the caller's statement; the others were logged already
+        return rowcount
 
     def executemany(self, query, args):
         self.send_waiting()
@@ -88,37 +95,52 @@ class CursorWrapper(base.CursorWrapper):
     def send_waiting(self) -> None:
         waiting = self.db.take_waiting()
         if waiting:
-            self.run_together(waiting)
+            self.run_together(waiting, callers=0)
 
-    def run_together(self, statements: list[bytes], *, doom: bool = True) -> int:
+    def run_together(self, statements: list[bytes], *, callers: int = 1, doom: bool = True) -> int:
         """Run bound `statements` in one round trip; the cursor is left on the last one's result.
 
-        The server stops at the first that fails. If that was not the last, its error
-        reaches the caller of a later statement: with `doom`, the atomic block is marked
-        to roll back, so that nothing written after the failed one is committed.
+        The last `callers` statements are the caller's own, the others waited for it. The
+        server stops at the first that fails. If that one waited, its error reaches the
+        caller of another: with `doom`, the atomic block is marked to roll back, so that
+        nothing written after the failed one is committed.
         """
         answered = 0
         try:
-            super().execute(SEPARATOR.join(statements))  # no parameters: each is bound already
+            self._own(SEPARATOR.join(statements))
             answered = 1
             while answered < len(statements):
                 self._next_result()
                 answered += 1
         except Exception:
-            if doom and answered < len(statements) - 1 and self.db.in_atomic_block:
+            if doom and answered < len(statements) - callers and self.db.in_atomic_block:
                 self.db.needs_rollback = True
             raise
         return self.cursor.rowcount
+
+    def _own(self, bound: bytes) -> int:
+        try:
+            return super().execute(bound)  # no parameters: bound already
+        except base.Database.OperationalError as error:
+            self._check_deadlock(error)
+            raise
 
     def _next_result(self) -> None:
         try:
             answered = self.cursor.nextset()
         except base.Database.OperationalError as error:
+            self._check_deadlock(error)
             if error.args[0] in self.codes_for_integrityerror:
                 raise IntegrityError(*error.args) from error
             raise
         if answered is None:  # a DatabaseError, so that an atomic block rolls back
             raise base.Database.OperationalError("the server answered fewer statements than were sent together")
+
+    def _check_deadlock(self, error: Exception) -> None:
+        """A deadlock rolls the whole transaction back on the server, and what follows in the atomic block would
+        then commit statement by statement (the session's autocommit is on): the block is marked to roll back."""
+        if error.args and error.args[0] == ER_LOCK_DEADLOCK and self.db.in_atomic_block:
+            self.db.needs_rollback = True
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -146,10 +168,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Run a write whose outcome nobody reads with the atomic block's next statement or its end.
 
         Through Django's cursor all the same: the query log and execute wrappers see it
-        here. An error it meets reaches the statement it goes out with, and the block
-        then rolls back. Outside an atomic block (manual transactions too) it runs at once.
+        here (a wrapper that rewrites its text makes it run at once). An error it meets
+        reaches the statement it goes out with, and the block then rolls back. Outside
+        an atomic block, and in one inside a manual transaction, it runs at once.
         """
-        self.deferring = sql if self.in_atomic_block else None
+        # Only where the block's end commits (or rolls back) what it did: in a manual transaction nothing would.
+        self.deferring = sql if self.in_atomic_block and self.commit_on_exit else None
         try:
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
@@ -172,7 +196,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return  # nothing of the transaction reached the server: nothing to commit
         if waiting:
             with debug_transaction(self, "COMMIT"), self.wrap_database_errors:
-                self._run_alone([*waiting, b"COMMIT"])
+                self._run_alone([*waiting, b"COMMIT"])  # the COMMIT is this call's own
         else:
             super()._commit()
         self.alive_at = time.monotonic()

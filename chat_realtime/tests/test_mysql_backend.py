@@ -11,7 +11,17 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.db import DatabaseError, IntegrityError, close_old_connections, connection, connections, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from chat_realtime.mysql_backend import base as mysql_backend
@@ -247,8 +257,12 @@ def test_a_procedure_called_first_in_an_atomic_block_is_part_of_it(probe_table, 
 def test_the_query_log_shows_each_deferred_write(probe_table):
     with CaptureQueriesContext(connection) as captured, transaction.atomic():
         defer_insert(1)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s", [2])  # carries START TRANSACTION and the write: logged as itself
+        defer_insert(3)
 
-    assert [query["sql"] for query in captured] == [f"INSERT INTO {TABLE} VALUES (1)", "COMMIT"]
+    logged = [query["sql"] for query in captured]
+    assert logged == [f"INSERT INTO {TABLE} VALUES (1)", "SELECT 2", f"INSERT INTO {TABLE} VALUES (3)", "COMMIT"]
 
 
 def test_a_deferred_write_takes_named_parameters(probe_table, other_mysql_session):
@@ -270,6 +284,102 @@ def test_in_a_manual_transaction_a_deferred_write_runs_at_once(probe_table, roun
         transaction.set_autocommit(True)
 
     assert connection.waiting == []
+
+
+def test_a_statement_that_fails_to_bind_takes_nothing_that_waits_with_it(probe_table, other_mysql_session):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with pytest.raises(ProgrammingError), connection.cursor() as cursor:
+            cursor.execute("SELECT %s, %s", [1])  # fails before anything is sent: START TRANSACTION still waits
+        insert(1)
+        seen_in_the_block = seen_by(other_mysql_session, 1)
+        raise RuntimeError("the block fails")
+
+    with transaction.atomic():
+        defer_insert(2)
+        with pytest.raises(ProgrammingError), connection.cursor() as cursor:
+            cursor.execute("SELECT %s, %s", [1])
+
+    assert not seen_in_the_block and not seen_by(other_mysql_session, 1)  # the block stayed one transaction
+    assert seen_by(other_mysql_session, 2)  # and the write asked for before the error went with the COMMIT
+
+
+@pytest.mark.parametrize("call", ["executemany", "callproc"])
+def test_a_deferred_write_that_fails_before_a_batch_or_a_procedure_rolls_the_block_back(
+    probe_table, other_mysql_session, call
+):
+    insert(1)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE PROCEDURE {TABLE}_noop() SELECT 1")
+    try:
+        with transaction.atomic():
+            insert(2)
+            defer_insert(1)  # a duplicate key: its error reaches the next call
+            with pytest.raises(IntegrityError), connection.cursor() as cursor:
+                if call == "executemany":
+                    cursor.executemany(f"INSERT INTO {TABLE} VALUES (%s)", [[5], [6]])
+                else:
+                    cursor.callproc(f"{TABLE}_noop")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP PROCEDURE {TABLE}_noop")
+
+    assert not seen_by(other_mysql_session, 2)
+
+
+def test_in_an_atomic_block_of_a_manual_transaction_a_deferred_write_runs_at_once(probe_table, other_mysql_session):
+    insert(1)
+    transaction.set_autocommit(False)
+    try:
+        with transaction.atomic(savepoint=False):
+            with pytest.raises(IntegrityError):
+                defer_insert(1)  # nothing at the block's end would send it: it runs, and fails, here
+            defer_insert(2)
+        assert connection.waiting == []
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+
+    assert seen_by(other_mysql_session, 2)
+
+
+def test_a_deferred_write_may_end_in_a_semicolon(probe_table, other_mysql_session):
+    with transaction.atomic():
+        connection.defer_write(f"INSERT INTO {TABLE} VALUES (%s); ", [1])
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {TABLE};")
+            count = cursor.fetchone()
+
+    assert count == (1,)
+    assert seen_by(other_mysql_session, 1)
+
+
+def test_after_a_deadlock_nothing_more_of_the_block_is_committed(probe_table, other_mysql_session):
+    import threading
+
+    insert(1)
+    insert(2)
+    other_mysql_session.autocommit(False)
+    other = other_mysql_session.cursor()
+    other.executemany(f"INSERT INTO {TABLE} VALUES (%s)", [[i] for i in range(10, 30)])  # the heavier: not the victim
+    other.execute(f"SELECT id FROM {TABLE} WHERE id = 2 FOR UPDATE")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {TABLE} WHERE id = 1 FOR UPDATE")
+        waiter = threading.Thread(target=other.execute, args=(f"SELECT id FROM {TABLE} WHERE id = 1 FOR UPDATE",))
+        waiter.start()
+        time.sleep(0.5)
+        try:
+            with pytest.raises(OperationalError) as deadlock, connection.cursor() as cursor:
+                cursor.execute(f"SELECT id FROM {TABLE} WHERE id = 2 FOR UPDATE")
+        finally:
+            waiter.join()
+            other_mysql_session.rollback()
+        # The server rolled the whole transaction back: what follows would commit statement by statement.
+        with pytest.raises(TransactionManagementError):
+            insert(3)
+
+    assert deadlock.value.args[0] == mysql_backend.ER_LOCK_DEADLOCK
+    assert not seen_by(other_mysql_session, 3)
 
 
 def test_statements_sent_together_keep_their_parameters_and_percent_signs(probe_table):
