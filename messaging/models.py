@@ -26,8 +26,8 @@ def _placeholders(values: list) -> str:
 
 
 def _write(connection, sql: str, params: list) -> None:
-    """A write whose outcome nobody reads. In an atomic block, the MySQL/MariaDB backend sends it with the
-    block's next statement or its COMMIT, in one round trip (chat_realtime.mysql_backend); else it runs now."""
+    """A write whose outcome nobody reads. In an atomic block that commits at its end, the MySQL/MariaDB backend
+    sends it with the block's next statement or its COMMIT (chat_realtime.mysql_backend); else it runs now."""
     defer = getattr(connection, "defer_write", None)
     if defer is not None:
         defer(sql, params)

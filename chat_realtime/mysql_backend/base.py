@@ -79,7 +79,7 @@ class CursorWrapper(base.CursorWrapper):
             return 0
         waiting = self.db.take_waiting()
         if not waiting:
-            return self._own(bound)
+            return self._execute_bound(bound)
         rowcount = self.run_together([*waiting, bound])
         self.cursor._executed = bound  # the query log shows the caller's statement; the others were logged already
         return rowcount
@@ -107,7 +107,7 @@ class CursorWrapper(base.CursorWrapper):
         """
         answered = 0
         try:
-            self._own(SEPARATOR.join(statements))
+            self._execute_bound(SEPARATOR.join(statements))
             answered = 1
             while answered < len(statements):
                 self._next_result()
@@ -118,7 +118,7 @@ class CursorWrapper(base.CursorWrapper):
             raise
         return self.cursor.rowcount
 
-    def _own(self, bound: bytes) -> int:
+    def _execute_bound(self, bound: bytes) -> int:
         try:
             return super().execute(bound)  # no parameters: bound already
         except base.Database.OperationalError as error:
