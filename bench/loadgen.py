@@ -49,7 +49,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 from websockets.protocol import State
 
-from bench.servers import raise_open_files_limit
+from bench.servers import machine_busy_seconds, raise_open_files_limit, tree_cpu_seconds
 
 PASSWORD = "bench-password-2026"
 # Sign-ups in flight at once: the server hashes one password at a time, the rest is round trips.
@@ -304,8 +304,12 @@ async def chat(args: argparse.Namespace) -> dict:
             sender, receiver = receiver, sender
 
     started = time.perf_counter()
+    cpu_before = [tree_cpu_seconds(pid) for pid in args.watch_pid]
+    busy_before = machine_busy_seconds()
     await asyncio.gather(*(loop(i, a, b) for i, (a, b) in enumerate(sides)))
     elapsed = time.perf_counter() - started
+    server_cpu = sum(tree_cpu_seconds(pid) - used for pid, used in zip(args.watch_pid, cpu_before, strict=True))
+    machine_busy = machine_busy_seconds() - busy_before
     for a, b in sides:
         await a.socket.close()
         await b.socket.close()
@@ -322,7 +326,12 @@ async def chat(args: argparse.Namespace) -> dict:
         "p95_ms": ms(percentile(latencies, 0.95)),
         "p99_ms": ms(percentile(latencies, 0.99)),
         "mean_ms": ms(statistics.fmean(latencies)),
+        # Cores busy during the run: of the machine, and of the servers named by --watch-pid.
+        "machine_busy_cores": round(machine_busy / elapsed, 2),
     }
+    if args.watch_pid:
+        result["server_cpu_cores"] = round(server_cpu / elapsed, 2)
+        result["server_cpu_us_per_message"] = round(server_cpu / max(len(latencies), 1) * 1e6)
     if args.target == "app":
         result["stored_exactly_once"] = await asyncio.to_thread(
             stored_exactly_once, bases[0], pairs, stored_before or [0] * len(pairs), sent_per_pair
@@ -620,6 +629,13 @@ def main() -> None:
     )
     chat_parser.add_argument(
         "--html", action="store_true", help="app: sockets as the browser opens them, answered with HTML fragments"
+    )
+    chat_parser.add_argument(
+        "--watch-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="a server process whose CPU (with its children's) the result reports over the run (repeat for several)",
     )
     pairs_parser = command("pairs")
     pairs_parser.add_argument("--pairs", type=int, default=20)

@@ -154,13 +154,14 @@ def chat(run: Run) -> list[Row]:
     with servers.app_worker(run.env) as app, servers.yardstick() as yard:
         for pairs in run.plan.chat_pairs:
             drive = ["--pairs", str(pairs), "--seconds", str(run.plan.chat_seconds)]
-            base = loadgen("chat", "--target", "yardstick", "--base", yard.url, *drive)
+            watch_app = ["--watch-pid", str(app.pid)]
+            base = loadgen("chat", "--target", "yardstick", "--base", yard.url, "--watch-pid", str(yard.pid), *drive)
             # New pairs (empty chats), saved for two-workers.
             saved = ["--pairs-file", str(pairs_file(run, pairs))] if pairs == run.plan.two_workers_pairs else []
-            ours = loadgen("chat", "--target", "app", "--base", app.url, *drive, *saved)
+            ours = loadgen("chat", "--target", "app", "--base", app.url, *watch_app, *drive, *saved)
             rows.append(chat_row(pairs, base, ours))
             if pairs == run.plan.two_workers_pairs:
-                browsers = loadgen("chat", "--target", "app", "--base", app.url, *drive, "--html")
+                browsers = loadgen("chat", "--target", "app", "--base", app.url, *watch_app, *drive, "--html")
                 rows.append(chat_row(pairs, base, browsers))
     return rows
 
@@ -188,6 +189,11 @@ def print_chat(rows: list[Row]) -> None:
             ("app p99 ms", 12),
             ("yard p99", 10),
             ("stored once", 13),
+            ("app cores", 11),
+            ("µs/msg", 8),
+            ("busy", 6),
+            ("yard cores", 11),
+            ("busy", 6),
         ],
         [
             [
@@ -199,9 +205,18 @@ def print_chat(rows: list[Row]) -> None:
                 row["app"]["p99_ms"],
                 row["yardstick"]["p99_ms"],
                 row["app"]["stored_exactly_once"],
+                row["app"]["server_cpu_cores"],
+                row["app"]["server_cpu_us_per_message"],
+                row["app"]["machine_busy_cores"],
+                row["yardstick"]["server_cpu_cores"],
+                row["yardstick"]["machine_busy_cores"],
             ]
             for row in rows
         ],
+    )
+    print(
+        "  (cores: CPU of the server over the run, and `busy` of the whole machine, load generator included;"
+        " µs/msg: the server's CPU per delivered message)"
     )
 
 
@@ -436,11 +451,13 @@ def two_workers(run: Run) -> list[Row]:
         both = ["--base", first.url, "--base", second.url]
         if not pairs.exists():  # chat did not run: sign up through both workers, twice as fast
             loadgen("pairs", *both, "--pairs", str(plan.two_workers_pairs), "--out", str(pairs))
-        one_worker_args = ["chat", "--target", "app", "--base", first.url, *drive]
+        watch = ["--watch-pid", str(first.pid), "--watch-pid", str(second.pid)]
+        one_worker_args = ["chat", "--target", "app", "--base", first.url, *watch, *drive]
         # One worker before and after the two: the machine's speed drifts within a minute.
         one_before = loadgen(*one_worker_args)
         two_worker_runs = {
-            how: loadgen("chat", "--target", "app", *both, *drive, "--spread", how) for how in TWO_WORKER_SPREADS
+            how: loadgen("chat", "--target", "app", *both, *watch, *drive, "--spread", how)
+            for how in TWO_WORKER_SPREADS
         }
         one_after = loadgen(*one_worker_args)
     one_rate = (one_before["messages_per_s"] + one_after["messages_per_s"]) / 2
@@ -469,6 +486,10 @@ def print_two_workers(rows: list[Row]) -> None:
             ("p99 ms 1w", 15),
             ("2w", 8),
             ("stored once", 13),
+            ("cores 1w", 14),
+            ("2w", 6),
+            ("busy 1w", 12),
+            ("2w", 6),
         ],
         [
             [
@@ -480,6 +501,10 @@ def print_two_workers(rows: list[Row]) -> None:
                 f"{row['one_worker']['p99_ms']}, {row['one_worker_after']['p99_ms']}",
                 row["two_workers"]["p99_ms"],
                 all(row[run]["stored_exactly_once"] for run in ("one_worker", "one_worker_after", "two_workers")),
+                ", ".join(str(row[run]["server_cpu_cores"]) for run in ("one_worker", "one_worker_after")),
+                row["two_workers"]["server_cpu_cores"],
+                ", ".join(str(row[run]["machine_busy_cores"]) for run in ("one_worker", "one_worker_after")),
+                row["two_workers"]["machine_busy_cores"],
             ]
             for row in rows
         ],
@@ -487,7 +512,8 @@ def print_two_workers(rows: list[Row]) -> None:
     print(
         "  (the same pairs, chat's when it ran: on one worker, then on two, then on one again; the ratio is to the "
         "mean of the two one-worker runs. Spread sides: each pair's two sides on different workers; pairs: each "
-        "pair on one worker, half the pairs on each)"
+        "pair on one worker, half the pairs on each. Cores: CPU of the workers over the run; busy: of the whole "
+        "machine)"
     )
 
 

@@ -185,6 +185,28 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / CLOCK_TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by the process and its descendants (granian serves from a child process); 0 for
+    a process that is gone."""
+    try:
+        used = cpu_seconds(pid)
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+    except FileNotFoundError:
+        return 0.0
+    return used + sum(tree_cpu_seconds(child) for child in children)
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores of the machine have spent busy (not idle, not waiting for I/O) since boot."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: busy is the total less idle and iowait.
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
 def cpu_rate(pid: int, seconds: float) -> float:
     """CPU seconds per second the process used over the next `seconds`."""
     started, used = time.monotonic(), cpu_seconds(pid)
