@@ -4,7 +4,8 @@ its end or never; outside one every statement commits on its own); a write nobod
 of goes out with the transaction's next statement or its COMMIT (seen by what follows it, committed
 or rolled back with the rest, and failing the transaction if it fails); and a connection that
 answered moments ago is used without a health-check ping (one idle for longer is still checked, and
-replaced if it died). Needs MySQL/MariaDB (DB_HOST)."""
+replaced if it died); integers are quoted as mysqlclient itself quotes them. Needs MySQL/MariaDB
+(DB_HOST)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from django.db import (
 )
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
+from MySQLdb.connections import Connection as MySQLdbConnection
 
 from chat_realtime.mysql_backend import base as mysql_backend
 
@@ -406,6 +408,26 @@ def test_statements_sent_together_keep_their_parameters_and_percent_signs(probe_
     assert positional == ("x%s", "50%")
     assert named == (2, "named")
     assert count == 5
+
+
+@pytest.mark.parametrize("value", [0, 7, -1, 2**31, 2**63 - 1, -(2**63), 10**30, True, False])
+def test_integers_are_quoted_as_mysqlclient_itself_quotes_them(probe_table, value):
+    connection.ensure_connection()
+    driver = connection.connection
+    assert isinstance(driver, mysql_backend.Connection)
+    assert driver.literal(value) == MySQLdbConnection.literal(driver, value)
+
+
+def test_integer_parameters_reach_the_server_as_the_numbers_they_are(probe_table):
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {TABLE} VALUES (%s)", [[-2], [0], [2**31 - 1]])
+        cursor.execute(f"SELECT id FROM {TABLE} WHERE id IN (%s, %s, %s) ORDER BY id", [2**31 - 1, -2, 5])
+        found = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT %s + 1, %s", [2**62, True])
+        arithmetic = cursor.fetchone()
+
+    assert found == [-2, 2**31 - 1]
+    assert arithmetic == (2**62 + 1, 1)
 
 
 def session_id() -> int:
