@@ -58,6 +58,9 @@ class GroupCommitQueue(Generic[Job, Result]):
         self.lock = threading.Lock()
         self.writing = False
         self.writer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference to tasks
+        # Wrapped once (making a wrapper inspects the function anew, and a drain starts every few batches);
+        # `_drain` is still looked up at each drain.
+        self.drain_in_database_thread = database_sync_to_async(lambda loop: self._drain(loop))
 
     async def submit(self, job: Job) -> Result:
         """Write one job with whatever else is queued; raises the ApplicationError that refused it."""
@@ -79,7 +82,7 @@ class GroupCommitQueue(Generic[Job, Result]):
         try:
             while self.waiting:
                 try:
-                    await database_sync_to_async(self._drain)(loop)
+                    await self.drain_in_database_thread(loop)
                 except Exception as error:
                     # Not a batch failing (the drain answers those) but the thread's own work around it:
                     # every job still queued hears so rather than wait for an answer that never comes.

@@ -64,7 +64,10 @@ async def send_message(connection: RealtimeConsumer, frame: Frame) -> Frame:
 
 
 async def typing(connection: RealtimeConsumer, frame: Frame) -> None:
-    await database_sync_to_async(services.announce_typing)(user=connection.user, chat_id=_chat_id(frame))
+    await _announce_typing(user=connection.user, chat_id=_chat_id(frame))
+
+
+_announce_typing = database_sync_to_async(services.announce_typing)
 
 
 async def mark_read(connection: RealtimeConsumer, frame: Frame) -> None:
