@@ -176,28 +176,37 @@ def resident_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process has used so far."""
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User plus system CPU time the process has used so far (with `reaped_children`, that of its children
+    which have ended and been waited for too)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # The command name may hold spaces; the fields after its closing bracket do not.
     fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / CLOCK_TICKS
+    times = fields[11:15] if reaped_children else fields[11:13]  # utime stime [cutime cstime]
+    return sum(int(ticks) for ticks in times) / CLOCK_TICKS
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU time used so far by the process and its descendants (granian serves from a child process); 0 for
-    a process that is gone."""
+    """CPU time used so far by the process and all its descendants, those that ended included (granian serves
+    from a child process). FileNotFoundError if the process itself is gone."""
+    return cpu_seconds(pid, reaped_children=True) + sum(_subtree_cpu_seconds(child) for child in _children(pid))
+
+
+def _subtree_cpu_seconds(pid: int) -> float:
     try:
-        used = cpu_seconds(pid)
-        children = [
-            int(child)
-            for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()
-        ]
-    except FileNotFoundError:
-        return 0.0
-    return used + sum(tree_cpu_seconds(child) for child in children)
+        return tree_cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0  # ended meanwhile: its time moves to its parent's reaped children's once waited for
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+    return children
 
 
 def machine_busy_seconds() -> float:

@@ -67,7 +67,8 @@ async def typing(connection: RealtimeConsumer, frame: Frame) -> None:
     await _announce_typing(user=connection.user, chat_id=_chat_id(frame))
 
 
-_announce_typing = database_sync_to_async(services.announce_typing)
+# Wrapped once; the service is looked up at each call (tests replace services).
+_announce_typing = database_sync_to_async(lambda user, chat_id: services.announce_typing(user=user, chat_id=chat_id))
 
 
 async def mark_read(connection: RealtimeConsumer, frame: Frame) -> None:

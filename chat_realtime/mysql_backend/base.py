@@ -58,6 +58,7 @@ from django.db.backends.mysql import base
 from django.db.backends.utils import debug_transaction
 from django.utils.asyncio import async_unsafe
 from MySQLdb.connections import Connection as MySQLdbConnection
+from MySQLdb.converters import Thing2Str
 
 RECENTLY_ALIVE_SECONDS = 0.5
 
@@ -73,7 +74,9 @@ class Connection(MySQLdbConnection):
     conversion makes of it too) without that conversion's several calls per value."""
 
     def literal(self, o):
-        if type(o) is int:  # not bool, nor another subclass: those keep the driver's own conversion
+        # Not bool nor another subclass of int, and not where the connection was given its own conversion
+        # for int (`conv` in OPTIONS): those keep the driver's own path.
+        if type(o) is int and self.encoders.get(int) is Thing2Str:
             return b"%d" % o
         return super().literal(o)
 
@@ -176,6 +179,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     @async_unsafe
     def get_new_connection(self, conn_params):
+        # Django 5.2's own, but for the connection's class: look again when upgrading Django.
         connection = Connection(**conn_params)
         # As Django's own backend does: mysqlclient's bytes encoder does not work (PyMySQL/mysqlclient#489).
         if connection.encoders.get(bytes) is bytes:

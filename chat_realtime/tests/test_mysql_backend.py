@@ -9,6 +9,7 @@ replaced if it died); integers are quoted as mysqlclient itself quotes them. Nee
 
 from __future__ import annotations
 
+import enum
 import time
 
 import pytest
@@ -410,12 +411,24 @@ def test_statements_sent_together_keep_their_parameters_and_percent_signs(probe_
     assert count == 5
 
 
-@pytest.mark.parametrize("value", [0, 7, -1, 2**31, 2**63 - 1, -(2**63), 10**30, True, False])
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+@pytest.mark.parametrize("value", [0, 7, -1, 2**31, 2**63 - 1, -(2**63), 10**30, True, False, Level.HIGH])
 def test_integers_are_quoted_as_mysqlclient_itself_quotes_them(probe_table, value):
     connection.ensure_connection()
     driver = connection.connection
     assert isinstance(driver, mysql_backend.Connection)
     assert driver.literal(value) == MySQLdbConnection.literal(driver, value)
+
+
+def test_a_connection_given_its_own_conversion_for_integers_keeps_it(probe_table, monkeypatch):
+    connection.ensure_connection()
+    driver = connection.connection
+    monkeypatch.setitem(driver.encoders, int, lambda value, encoders: f"CAST({value} AS SIGNED)")
+
+    assert driver.literal(5) == b"CAST(5 AS SIGNED)"
 
 
 def test_integer_parameters_reach_the_server_as_the_numbers_they_are(probe_table):
