@@ -44,9 +44,11 @@ most batches. Three changes, each keeping what it replaces means:
   whatever this says).
 
 And one change that saves CPU rather than round trips: the driver's
-connection quotes integers itself (`Connection.literal`), where mysqlclient
-goes through its general conversion path, about ten times slower; a batch of
-sends binds some fifteen integers a message (docs/benchmarks.md).
+connection quotes plain integers itself (`Connection.literal`), where
+mysqlclient goes through its general conversion path, about ten times
+slower, to the same text; a batch of sends binds some fifteen integers a
+message (docs/benchmarks.md). A connection given its own conversion for
+integers (`conv` in OPTIONS) keeps it.
 """
 
 from __future__ import annotations
