@@ -6,6 +6,7 @@ however it ends, so a failing scenario leaves no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import secrets
@@ -19,12 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 RATE_LIMITS_OFF = {
     name: "off"
     for name in ("MESSAGE_RATE_LIMIT", "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT", "PASSWORD_RESET_RATE_LIMIT")
 }
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -170,50 +172,36 @@ def yardstick() -> Iterator[Server]:
 
 def resident_kib(pid: int) -> int:
     """The process's resident memory (VmRSS), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    return psutil.Process(pid).memory_info().rss // 1024
 
 
-def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
-    """User plus system CPU time the process has used so far (with `reaped_children`, that of its children
-    which have ended and been waited for too)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # The command name may hold spaces; the fields after its closing bracket do not.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    times = fields[11:15] if reaped_children else fields[11:13]  # utime stime [cutime cstime]
-    return sum(int(ticks) for ticks in times) / CLOCK_TICKS
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time used so far by the process and all its descendants, those that ended included (granian serves
-    from a child process). FileNotFoundError if the process itself is gone."""
-    return cpu_seconds(pid, reaped_children=True) + sum(_subtree_cpu_seconds(child) for child in _children(pid))
+    from a child process). psutil.NoSuchProcess if the process itself is gone."""
+    root = psutil.Process(pid)
+    used = _with_ended_children(root.cpu_times())
+    for child in root.children(recursive=True):
+        # One that ended meanwhile is left out: its time reaches its parent's once waited for.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            used += _with_ended_children(child.cpu_times())
+    return used
 
 
-def _subtree_cpu_seconds(pid: int) -> float:
-    try:
-        return tree_cpu_seconds(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0  # ended meanwhile: its time moves to its parent's reaped children's once waited for
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            children += [int(child) for child in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # a thread that ended meanwhile
-    return children
+def _with_ended_children(times) -> float:
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def machine_busy_seconds() -> float:
     """CPU time all cores of the machine have spent busy (not idle, not waiting for I/O) since boot."""
-    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    # user nice system idle iowait irq softirq steal ...: busy is the total less idle and iowait.
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+    times = psutil.cpu_times()
+    # Guest time is counted in user time already.
+    return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
 def cpu_rate(pid: int, seconds: float) -> float:
