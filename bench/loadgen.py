@@ -49,7 +49,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 from websockets.protocol import State
 
-from bench.servers import machine_busy_seconds, raise_open_files_limit, tree_cpu_seconds
+from bench.servers import machine_busy_seconds, main_thread_cpu_seconds, raise_open_files_limit, tree_cpu_seconds
 
 PASSWORD = "bench-password-2026"
 # Sign-ups in flight at once: the server hashes one password at a time, the rest is round trips.
@@ -305,10 +305,14 @@ async def chat(args: argparse.Namespace) -> dict:
 
     started = time.perf_counter()
     cpu_before = [tree_cpu_seconds(pid) for pid in args.watch_pid]
+    # An app worker's event loop is its main thread; the yardstick's main process only waits for its children.
+    loops = args.watch_pid if args.target == "app" else []
+    loop_cpu_before = [main_thread_cpu_seconds(pid) for pid in loops]
     busy_before = machine_busy_seconds()
     await asyncio.gather(*(loop(i, a, b) for i, (a, b) in enumerate(sides)))
     elapsed = time.perf_counter() - started
     server_cpu = sum(tree_cpu_seconds(pid) - used for pid, used in zip(args.watch_pid, cpu_before, strict=True))
+    loop_cpu = sum(main_thread_cpu_seconds(pid) - used for pid, used in zip(loops, loop_cpu_before, strict=True))
     machine_busy = machine_busy_seconds() - busy_before
     for a, b in sides:
         await a.socket.close()
@@ -332,6 +336,8 @@ async def chat(args: argparse.Namespace) -> dict:
     if args.watch_pid:
         result["server_cpu_cores"] = round(server_cpu / elapsed, 2)
         result["server_cpu_us_per_message"] = round(server_cpu / max(len(latencies), 1) * 1e6)
+    if loops:
+        result["server_loop_cpu_cores"] = round(loop_cpu / elapsed, 2)
     if args.target == "app":
         result["stored_exactly_once"] = await asyncio.to_thread(
             stored_exactly_once, bases[0], pairs, stored_before or [0] * len(pairs), sent_per_pair

@@ -190,6 +190,7 @@ def print_chat(rows: list[Row]) -> None:
             ("yard p99", 10),
             ("stored once", 13),
             ("app cores", 11),
+            ("loop", 6),
             ("µs/msg", 8),
             ("busy", 6),
             ("yard cores", 11),
@@ -206,6 +207,7 @@ def print_chat(rows: list[Row]) -> None:
                 row["yardstick"]["p99_ms"],
                 row["app"]["stored_exactly_once"],
                 row["app"]["server_cpu_cores"],
+                row["app"]["server_loop_cpu_cores"],
                 row["app"]["server_cpu_us_per_message"],
                 row["app"]["machine_busy_cores"],
                 row["yardstick"]["server_cpu_cores"],
@@ -216,6 +218,7 @@ def print_chat(rows: list[Row]) -> None:
     )
     print(
         "  (cores: CPU of the server over the run, and `busy` of the whole machine, load generator included;"
+        " loop: of the app's cores, its event loop's (the rest is mostly the database thread);"
         " µs/msg: the server's CPU per delivered message)"
     )
 

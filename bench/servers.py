@@ -193,6 +193,15 @@ def tree_cpu_seconds(pid: int) -> float:
     return used
 
 
+def main_thread_cpu_seconds(pid: int) -> float:
+    """CPU time the process's main thread has used so far: an app worker's event loop (its other threads are
+    the database thread, the request threads and SQLite's checkpoints)."""
+    for thread in psutil.Process(pid).threads():
+        if thread.id == pid:
+            return thread.user_time + thread.system_time
+    raise psutil.NoSuchProcess(pid)
+
+
 def _with_ended_children(times) -> float:
     return times.user + times.system + times.children_user + times.children_system
 
