@@ -286,11 +286,9 @@ def test_a_long_chat_loads_older_messages_and_refusals_are_shown(app_server, fri
     assert errors == []
 
 
-def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with_that_chat_on_top(
-    app_server, friends_with_chat, make_user, befriend, settings
-):
-    """The socket sends only a row's text when it put that row at the top last; a list the page fetched
-    meanwhile (as it does after a reconnect) may have put another row above it: the row goes up again."""
+@pytest.fixture
+def carol_wrote_alice_last(friends_with_chat, make_user, befriend, settings):
+    """alice and bob of `friends_with_chat`, who can log in; alice is carol's friend too, and carol wrote last."""
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
@@ -299,16 +297,38 @@ def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with
     for person in (alice, bob):
         _with_a_password_the_server_knows(settings, person)
     messaging_services.send_message(sender=carol, chat_id=carols_chat.pk, text="c1", client_id="c1")
+    return chat
+
+
+def _alice_and_bob(browser, url: str, errors: list[str]):
+    """alice's page, carol's chat on top of her list, and bob's page in his chat with her."""
+    ann = browser.new_context().new_page()
+    ann.on("pageerror", lambda error: errors.append(str(error)))
+    _log_in(ann, url, "alice")
+    ben = browser.new_context().new_page()
+    _log_in(ben, url, "bob")
+    ben.locator(".chat-row").click()
+    expect(ann.locator(".chat-row").first).to_contain_text("c1")
+    return ann, ben
+
+
+def _bob_writes_to_the_top_of_alices_list(ann, ben, text: str) -> None:
+    """bob sends `text`: alice's list shows it on top, and each of her two chats once."""
+    ben.get_by_label("Message").fill(text)
+    ben.get_by_label("Message").press("Enter")
+    expect(ann.locator(".chat-row").first).to_contain_text(text)
+    expect(ann.locator(".chat-row")).to_have_count(2)
+
+
+def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with_that_chat_on_top(
+    app_server, carol_wrote_alice_last
+):
+    """The socket sends only a row's text when it put that row at the top last; a list the page fetched
+    meanwhile (as it does after a reconnect) may have put another row above it: the row goes up again."""
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)
-        ann = browser.new_context().new_page()
-        ann.on("pageerror", lambda error: errors.append(str(error)))
-        _log_in(ann, app_server.url, "alice")
-        ben = browser.new_context().new_page()
-        _log_in(ben, app_server.url, "bob")
-        ben.locator(".chat-row").click()
-        expect(ann.locator(".chat-row").first).to_contain_text("c1")
+        ann, ben = _alice_and_bob(browser, app_server.url, errors)
 
         held = []
         ann.route(
@@ -328,19 +348,37 @@ def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with
                 break
             ann.wait_for_timeout(100)
         assert held, "the list's request was not held"
-        ben.get_by_label("Message").fill("b1")
-        ben.get_by_label("Message").press("Enter")
-        expect(ann.locator(".chat-row").first).to_contain_text("b1")
+        _bob_writes_to_the_top_of_alices_list(ann, ben, "b1")
         route, rendered_before_b1 = held[0]
         route.fulfill(response=rendered_before_b1)
         expect(ann.locator(".chat-row").first).to_contain_text("c1")  # the older list, carol on top
         ann.unroute("**/*")
 
-        ben.get_by_label("Message").fill("b2")
-        ben.get_by_label("Message").press("Enter")
+        _bob_writes_to_the_top_of_alices_list(ann, ben, "b2")
+        browser.close()
 
-        expect(ann.locator(".chat-row").first).to_contain_text("b2")
-        expect(ann.locator(".chat-row")).to_have_count(2)
+    assert errors == []
+
+
+def test_a_chat_row_whose_link_is_loading_moves_up_with_the_new_message_rather_than_being_drawn_twice(
+    app_server, carol_wrote_alice_last
+):
+    """A row that moves to the top is deleted and drawn anew, but the page leaves alone an element whose
+    own request is in flight (its link loading the chat): the row then takes the new text and goes up."""
+    chat = carol_wrote_alice_last
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        ann, ben = _alice_and_bob(browser, app_server.url, errors)
+        bobs_row = ann.locator(f'.chat-row[data-chat-id="{chat.pk}"]')
+        # As while alice's click on it is loading the chat.
+        bobs_row.locator("a").evaluate("link => link.classList.add('htmx-request')")
+
+        _bob_writes_to_the_top_of_alices_list(ann, ben, "b1")
+        expect(bobs_row).to_have_count(1)
+        expect(ann.locator(".chat-row").first.locator("a.htmx-request")).to_have_count(1)  # the same row, kept
+
+        _bob_writes_to_the_top_of_alices_list(ann, ben, "b2")
         browser.close()
 
     assert errors == []

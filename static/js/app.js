@@ -36,6 +36,7 @@
       if (xhr) return text; // an ordinary htmx request: its response is what was asked for
       const holder = document.createElement("template");
       holder.innerHTML = text;
+      const kept = new Map(); // chat id -> its row, whose delete was held back: its own request is in flight
       Array.from(holder.content.children).forEach((fragment) => {
         const spec = fragment.getAttribute("hx-swap-oob") || "true";
         const colon = spec.indexOf(":");
@@ -46,7 +47,24 @@
         // A target whose own request is in flight gets its answer from that request;
         // swapping it now would leave the answer without a place to land.
         const busy = targets.some((t) => t.matches(".htmx-request") || t.querySelector(":scope > .htmx-request"));
-        if (!targets.length || busy) { fragment.remove(); return; }
+        if (!targets.length || busy) {
+          // A row that moves to the top is deleted and drawn anew at the top (the next fragment).
+          if (busy && spec.startsWith("delete:") && targets[0].matches(".chat-row")) {
+            kept.set(targets[0].dataset.chatId, targets[0]);
+          }
+          fragment.remove();
+          return;
+        }
+        // A row that was kept takes the new row's text and goes up itself, rather than stay beside a copy.
+        $$(".chat-row", fragment).forEach((row) => {
+          const old = kept.get(row.dataset.chatId);
+          const oldBody = old && old.parentElement && $(".row-body", old);
+          const body = $(".row-body", row);
+          if (!oldBody || !body) return;
+          oldBody.replaceWith(body);
+          old.parentElement.prepend(old);
+          row.remove();
+        });
         // A row's text comes alone when the server knows the row at the top of the list already; a list
         // fetched meanwhile (a catch-up) may have put another above it, or left a copy: the row goes up, alone.
         if (fragment.id.startsWith("chat-row-body-")) {
