@@ -304,12 +304,36 @@ def _alice_and_bob(browser, url: str, errors: list[str]):
     """alice's page, carol's chat on top of her list, and bob's page in his chat with her."""
     ann = browser.new_context().new_page()
     ann.on("pageerror", lambda error: errors.append(str(error)))
+    ann.on("console", lambda message: message.type == "error" and errors.append(message.text))
     _log_in(ann, url, "alice")
     ben = browser.new_context().new_page()
     _log_in(ben, url, "bob")
     ben.locator(".chat-row").click()
     expect(ann.locator(".chat-row").first).to_contain_text("c1")
     return ann, ben
+
+
+def _hold_answers(page, target_id: str) -> list:
+    """From now on, the page's htmx requests for `target_id` are answered only when the test fulfils them:
+    the list fills with (route, the server's answer) as each is asked for."""
+    held = []
+    page.route(
+        "**/*",
+        lambda route: (
+            held.append((route, route.fetch()))
+            if route.request.headers.get("hx-target") == target_id
+            else route.continue_()
+        ),
+    )
+    return held
+
+
+def _until_held(page, held: list) -> None:
+    for _ in range(50):
+        if held:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the request was not held")
 
 
 def _bob_writes_to_the_top_of_alices_list(ann, ben, text: str) -> None:
@@ -330,24 +354,12 @@ def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with
         browser = _launch(playwright)
         ann, ben = _alice_and_bob(browser, app_server.url, errors)
 
-        held = []
-        ann.route(
-            "**/*",
-            lambda route: (
-                held.append((route, route.fetch()))
-                if route.request.headers.get("hx-target") == "chat-list"
-                else route.continue_()
-            ),
-        )
+        held = _hold_answers(ann, "chat-list")
         # As the page's catch-up fetches it (not awaited: its answer is held).
         ann.evaluate(
             "() => { htmx.ajax('GET', '/', {target: '#chat-list', select: '#chat-list', swap: 'outerHTML'}); }"
         )
-        for _ in range(50):
-            if held:
-                break
-            ann.wait_for_timeout(100)
-        assert held, "the list's request was not held"
+        _until_held(ann, held)
         _bob_writes_to_the_top_of_alices_list(ann, ben, "b1")
         route, rendered_before_b1 = held[0]
         route.fulfill(response=rendered_before_b1)
@@ -364,19 +376,30 @@ def test_a_chat_row_whose_link_is_loading_moves_up_with_the_new_message_rather_t
     app_server, carol_wrote_alice_last
 ):
     """A row that moves to the top is deleted and drawn anew, but the page leaves alone an element whose
-    own request is in flight (its link loading the chat): the row then takes the new text and goes up."""
+    own request is in flight (its link loading the chat): the row then takes the new text and goes up, alone,
+    and the link keeps the focus."""
     chat = carol_wrote_alice_last
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)
         ann, ben = _alice_and_bob(browser, app_server.url, errors)
         bobs_row = ann.locator(f'.chat-row[data-chat-id="{chat.pk}"]')
-        # As while alice's click on it is loading the chat.
-        bobs_row.locator("a").evaluate("link => link.classList.add('htmx-request')")
+        # And a copy of it above it, as a list fetched meanwhile may leave one: the row kept is the one clicked.
+        bobs_row.evaluate("row => row.before(row.cloneNode(true))")
+        held = _hold_answers(ann, "chat-pane")
+        bobs_row.nth(1).locator("a").click()  # alice opens his chat: its page is on its way
+        _until_held(ann, held)
 
         _bob_writes_to_the_top_of_alices_list(ann, ben, "b1")
-        expect(bobs_row).to_have_count(1)
-        expect(ann.locator(".chat-row").first.locator("a.htmx-request")).to_have_count(1)  # the same row, kept
+        link = ann.locator(".chat-row").first.locator("a")
+        expect(link).to_have_class(re.compile(r"\bhtmx-request\b"))  # the row alice clicked, still loading
+        expect(link).to_be_focused()
+
+        route, chat_page = held[0]
+        route.fulfill(response=chat_page)
+        expect(ann.locator(f'#chat-pane[data-chat-id="{chat.pk}"]')).to_be_visible()  # the click's answer landed
+        expect(link).not_to_have_class(re.compile(r"\bhtmx-request\b"))
+        ann.unroute("**/*")
 
         _bob_writes_to_the_top_of_alices_list(ann, ben, "b2")
         browser.close()

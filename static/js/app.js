@@ -27,6 +27,19 @@
     { code: "...", swap: false, error: true },
   ];
 
+  // An element waiting for the answer to its own request (or its link to one).
+  const inFlight = (element) => element.matches(".htmx-request") || !!element.querySelector(":scope > .htmx-request");
+
+  // A chat's row to the top of its list, the one row of its chat there; moved as it is where the browser
+  // can (`moveBefore`), so that a link of it the person just clicked keeps the focus.
+  function upAlone(row) {
+    $$(`.chat-row[data-chat-id="${row.dataset.chatId}"]`).forEach((copy) => { if (copy !== row) copy.remove(); });
+    const list = row.parentElement;
+    if (list.firstElementChild === row) return;
+    if (list.moveBefore) list.moveBefore(row, list.firstElementChild);
+    else list.prepend(row);
+  }
+
   // The socket sends every page the same fragments; a page without, say, the chat
   // header has no target for its status. Drop such fragments before htmx looks
   // for their targets, instead of logging an error for each; and leave alone an
@@ -46,12 +59,10 @@
         try { targets = Array.from(document.querySelectorAll(selector)); } catch (error) { targets = []; }
         // A target whose own request is in flight gets its answer from that request;
         // swapping it now would leave the answer without a place to land.
-        const busy = targets.some((t) => t.matches(".htmx-request") || t.querySelector(":scope > .htmx-request"));
-        if (!targets.length || busy) {
+        if (!targets.length || targets.some(inFlight)) {
           // A row that moves to the top is deleted and drawn anew at the top (the next fragment).
-          if (busy && spec.startsWith("delete:") && targets[0].matches(".chat-row")) {
-            kept.set(targets[0].dataset.chatId, targets[0]);
-          }
+          const row = spec.startsWith("delete:") && targets.find(inFlight);
+          if (row && row.matches(".chat-row")) kept.set(row.dataset.chatId, row);
           fragment.remove();
           return;
         }
@@ -62,17 +73,14 @@
           const body = $(".row-body", row);
           if (!oldBody || !body) return;
           oldBody.replaceWith(body);
-          old.parentElement.prepend(old);
+          upAlone(old);
           row.remove();
         });
         // A row's text comes alone when the server knows the row at the top of the list already; a list
         // fetched meanwhile (a catch-up) may have put another above it, or left a copy: the row goes up, alone.
         if (fragment.id.startsWith("chat-row-body-")) {
           const row = targets[0].closest(".chat-row");
-          if (row && row.parentElement) {
-            $$(`.chat-row[data-chat-id="${row.dataset.chatId}"]`).forEach((copy) => { if (copy !== row) copy.remove(); });
-            if (row.parentElement.firstElementChild !== row) row.parentElement.prepend(row);
-          }
+          if (row && row.parentElement) upAlone(row);
         }
         // A message already on the page (caught up, or sent over HTTP) is not added twice.
         $$("article[id^='msg-']", fragment).concat(fragment.matches("article[id^='msg-']") ? [fragment] : [])
