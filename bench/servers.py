@@ -195,11 +195,12 @@ def tree_cpu_seconds(pid: int) -> float:
 
 def main_thread_cpu_seconds(pid: int) -> float:
     """CPU time the process's main thread has used so far: an app worker's event loop (its other threads are
-    the database thread, the request threads and SQLite's checkpoints)."""
+    the database thread, the request threads and SQLite's checkpoints). Linux numbers a process's main thread
+    with the process's id; psutil.NoSuchProcess if the process is gone."""
     for thread in psutil.Process(pid).threads():
         if thread.id == pid:
             return thread.user_time + thread.system_time
-    raise psutil.NoSuchProcess(pid)
+    raise LookupError(f"no thread of process {pid} has its id: its main thread cannot be told apart here")
 
 
 def _with_ended_children(times) -> float:
