@@ -1,13 +1,38 @@
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts import services
 from accounts.models import Report, User
-from chat_realtime.errors import ApplicationError
+from chat_realtime.errors import ApplicationError, RateLimited
+from chat_realtime.rate_limits import client_ip
 from chat_realtime.realtime import end_sessions
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's login, through the site's own (accounts.services.login_user): its attempts count
+    against the same limits, so staff passwords cannot be guessed here at leisure."""
+
+    def clean(self):
+        login, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if login is not None and password:
+            try:
+                self.user_cache = services.login_user(
+                    login=login, password=password, client_ip=client_ip(self.request), request=self.request
+                )
+            except RateLimited as error:
+                raise ValidationError(error.message, code="rate_limited") from None
+            except ApplicationError:
+                raise self.get_invalid_login_error() from None
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
+
+
+admin.site.login_form = AdminLoginForm
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -38,23 +63,41 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Ban (deactivate): close their sockets, revoke their tokens", permissions=["ban"])
     def ban(self, request, queryset):
-        banned = 0
-        for user in queryset:
-            try:
-                services.deactivate_user(user=user, moderator=request.user)
-            except ApplicationError as error:
-                self.message_user(request, f"{user.username}: {error.message}", messages.WARNING)
-                continue
-            banned += 1
-            self.log_change(request, user, "Banned: deactivated, sessions ended, refresh tokens revoked.")
-        self.message_user(request, f"Banned {banned} user(s).")
+        logged = "Banned: deactivated, sessions ended, refresh tokens revoked."
+        self._each(request, queryset, services.deactivate_user, logged=logged, done="Banned")
 
     @admin.action(description="Reactivate", permissions=["ban"])
     def reactivate(self, request, queryset):
+        self._each(request, queryset, services.reactivate_user, logged="Reactivated.", done="Reactivated")
+
+    def _each(self, request, queryset, action, *, logged: str, done: str) -> None:
+        """`action` on each selected person by this moderator: each refusal shown, each change logged."""
+        changed = 0
         for user in queryset:
-            services.reactivate_user(user=user)
-            self.log_change(request, user, "Reactivated.")
-        self.message_user(request, f"Reactivated {queryset.count()} user(s).")
+            try:
+                action(user=user, moderator=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"{user.username}: {error.message}", messages.WARNING)
+                continue
+            changed += 1
+            self.log_change(request, user, logged)
+        self.message_user(request, f"{done} {changed} user(s).")
+
+    def has_change_permission(self, request, obj=None):
+        # Also what guards the password form: Django's asks this of the account it would change.
+        return super().has_change_permission(request, obj) and self._may_manage(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._may_manage(request, obj)
+
+    def _may_manage(self, request, obj) -> bool:
+        if obj is None:
+            return True
+        try:
+            services.ensure_may_manage(moderator=request.user, user=obj)
+        except ApplicationError:
+            return False
+        return True
 
     def get_readonly_fields(self, request, obj=None):
         # Only superusers hand out power: a moderator cannot make anyone (themselves included) staff.

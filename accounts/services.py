@@ -360,14 +360,25 @@ def resolve_reports(*, target_key: str, action: str, moderator: User | None) -> 
     )
 
 
+def ensure_may_manage(*, moderator: User | None, user: User) -> None:
+    """A staff member's or a superuser's account is a superuser's to change: its contact details, its
+    password, whether it is active (a moderator who could change an admin's email or password could
+    become that admin). Anyone may change their own (None: an operator's command, who may)."""
+    if moderator is None or moderator.is_superuser or user.pk == moderator.pk:
+        return
+    if user.is_staff or user.is_superuser:
+        raise ApplicationError(
+            "Only a superuser can change a staff account.", code="cannot_change_staff", status_code=403
+        )
+
+
 def ensure_may_ban(*, moderator: User | None, user: User) -> None:
     """Never yourself; staff only by a superuser (None: an operator's command, who may)."""
     if moderator is None:
         return
     if user.pk == moderator.pk:
         raise ApplicationError("You cannot ban yourself.", code="cannot_ban_self")
-    if (user.is_staff or user.is_superuser) and not moderator.is_superuser:
-        raise ApplicationError("Only a superuser can ban staff.", code="cannot_ban_staff", status_code=403)
+    ensure_may_manage(moderator=moderator, user=user)
 
 
 @transaction.atomic
@@ -381,6 +392,8 @@ def deactivate_user(*, user: User, moderator: User | None) -> None:
     resolve_reports(target_key=f"user:{user.pk}", action=Report.Action.USER_BANNED, moderator=moderator)
 
 
-def reactivate_user(*, user: User) -> None:
+def reactivate_user(*, user: User, moderator: User | None) -> None:
+    """Undo a ban, under the rule that made it: staff only by a superuser."""
+    ensure_may_ban(moderator=moderator, user=user)
     User.objects.filter(pk=user.pk).update(is_active=True)
     user.is_active = True

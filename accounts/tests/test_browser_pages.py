@@ -1,7 +1,7 @@
 """Sign-up, login and logout in the browser: plain forms, sessions and CSRF."""
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from accounts.models import User
 from conftest import PASSWORD
@@ -128,3 +128,27 @@ def test_the_admin_creates_users_with_the_same_spelling_rules(client, make_user)
     dave = User.objects.get(username="dave")
     assert dave.email == "dave@example.com"
     assert dave.phone_number is None
+
+
+@override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
+def test_the_admin_login_counts_against_the_login_limit(client, make_user):
+    make_user(username="boss", is_staff=True, is_superuser=True)
+    for n in range(3):
+        client.post("/admin/login/", {"username": "boss", "password": f"guess-{n}"}, REMOTE_ADDR=f"10.0.0.{n}")
+
+    response = client.post("/admin/login/", {"username": "boss", "password": PASSWORD}, REMOTE_ADDR="10.0.0.9")
+
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert "Too many login attempts" in response.content.decode()
+
+
+def test_the_admin_login_refuses_a_wrong_password_and_people_who_are_not_staff(client, make_user):
+    make_user(username="boss", is_staff=True)
+    make_user(username="person")
+
+    wrong = client.post("/admin/login/", {"username": "boss", "password": "not-it"})
+    not_staff = client.post("/admin/login/", {"username": "person", "password": PASSWORD})
+
+    for response in (wrong, not_staff):
+        assert response.status_code == 200 and "_auth_user_id" not in client.session
+        assert "Please enter the correct" in response.content.decode()

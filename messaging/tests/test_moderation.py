@@ -189,3 +189,72 @@ def test_a_moderator_cannot_untick_active_on_staff(mod_client, make_user):
 
     assert 'name="is_active"' not in staff_page
     assert 'name="is_active"' in regular_page
+
+
+def _change_form(user: User, **changes) -> dict:
+    """What the admin's change form of `user` posts, with `changes`."""
+    fields = {"username": user.username, "email": user.email, "phone_number": user.phone_number, "is_active": "on"}
+    return {**fields, "last_seen_0": "", "last_seen_1": "", **changes}
+
+
+@pytest.mark.parametrize("power", ["staff", "superuser"])
+def test_a_moderator_cannot_set_the_password_or_the_email_of_staff_or_a_superuser(mod_client, make_user, power):
+    admin = make_user(username="boss", email="boss@example.com", is_staff=True, is_superuser=power == "superuser")
+    new_password = {"password1": "mod-chosen-secret-77", "password2": "mod-chosen-secret-77", "usable_password": "true"}
+
+    password = mod_client.post(f"/admin/accounts/user/{admin.pk}/password/", new_password)
+    email = mod_client.post(f"/admin/accounts/user/{admin.pk}/change/", _change_form(admin, email="mod@evil.example"))
+    page = mod_client.get(f"/admin/accounts/user/{admin.pk}/change/")
+
+    admin.refresh_from_db()
+    assert (password.status_code, email.status_code) == (403, 403)
+    assert admin.check_password(PASSWORD) and admin.email == "boss@example.com"
+    # Shown to the moderator, read-only.
+    assert page.status_code == 200 and 'name="email"' not in page.content.decode()
+
+
+def test_a_moderator_still_changes_the_email_of_people_and_their_own(mod_client, moderator, make_user):
+    person = make_user(username="person")
+
+    mod_client.post(f"/admin/accounts/user/{person.pk}/change/", _change_form(person, email="new@example.com"))
+    mod_client.post(f"/admin/accounts/user/{moderator.pk}/change/", _change_form(moderator, email="mod@example.com"))
+
+    person.refresh_from_db()
+    moderator.refresh_from_db()
+    assert (person.email, moderator.email) == ("new@example.com", "mod@example.com")
+    assert moderator.is_staff  # their power untouched by their own form
+
+
+def test_a_moderator_cannot_reactivate_staff_a_superuser_banned(mod_client, make_user):
+    from accounts import services as accounts
+
+    root = User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    rogue = make_user(username="rogue.mod", is_staff=True)
+    banned_person = make_user(username="banned.person")
+    accounts.deactivate_user(user=rogue, moderator=root)
+    accounts.deactivate_user(user=banned_person, moderator=root)
+
+    response = mod_client.post(
+        "/admin/accounts/user/", {"action": "reactivate", "_selected_action": [rogue.pk, banned_person.pk]}
+    )
+
+    rogue.refresh_from_db()
+    banned_person.refresh_from_db()
+    assert not rogue.is_active and banned_person.is_active
+    shown = [str(message) for message in response.wsgi_request._messages]
+    assert "rogue.mod: Only a superuser can change a staff account." in shown
+
+
+def test_a_superuser_sets_a_staff_members_password_and_reactivates_them(client, make_user):
+    root = User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    staff = make_user(username="staff.member", is_staff=True, is_active=False)
+    client.force_login(root)
+
+    client.post(
+        f"/admin/accounts/user/{staff.pk}/password/",
+        {"password1": "root-chosen-secret-77", "password2": "root-chosen-secret-77", "usable_password": "true"},
+    )
+    client.post("/admin/accounts/user/", {"action": "reactivate", "_selected_action": [staff.pk]})
+
+    staff.refresh_from_db()
+    assert staff.check_password("root-chosen-secret-77") and staff.is_active
