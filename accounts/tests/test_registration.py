@@ -93,6 +93,30 @@ def test_register_refuses_malformed_json_with_a_clear_error(api_client):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("depth", [900, 100_000])
+def test_deeply_nested_json_is_refused_with_400_not_a_server_error(api_client, depth):
+    # Past a few hundred levels a recursive walk ran out of stack; past some ten thousand the json module does.
+    body = json.dumps(payload(password="PASSWORD")).replace('"PASSWORD"', "[" * depth + "]" * depth)
+
+    response = api_client.post(REGISTER, data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == ("parse_error" if depth > 10_000 else "validation_error")
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_lone_surrogate_deep_in_the_json_is_found(api_client, field):
+    body = json.dumps({**payload(), field: [[["TEXT"]]]}).replace("TEXT", "\\ud800")
+
+    response = api_client.post(REGISTER, data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+
+
+@pytest.mark.django_db
 def test_register_refuses_a_json_body_that_is_not_an_object(api_client):
     response = api_client.post(REGISTER, data="[1, 2]", content_type="application/json")
 
