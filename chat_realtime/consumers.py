@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from accounts.events import user_group
+from accounts.events import session_group, user_group
 from chat_realtime.browser_frames import render_for_browser
 from chat_realtime.browser_view import BrowserView
 from chat_realtime.channel_layer import Mailbox, MailboxOverflow
@@ -141,6 +141,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # chat id -> WriteGrant of this user's last send there (messaging.services).
         self.write_grants: dict[int, WriteGrant] = {}
         await self.join_group(user_group(user.pk))
+        if self.scope.get("session_key"):
+            await self.join_group(session_group(self.scope["session_key"]))
         await self.accept()
         online_friends = await database_sync_to_async(presence.connect)(
             user_id=self.user_id, connection_id=self.channel_name

@@ -24,7 +24,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from accounts.events import user_group
+from accounts.events import session_group, user_group
 from messaging.events import chat_group
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,16 @@ def publish_to_chat(
 
 def end_sessions(user_id: int) -> None:
     """Close every open websocket of this user (on every worker), once the transaction commits."""
-    publish([(user_group(user_id), {"type": "session_ended", "frame": {"type": "session_ended"}})])
+    publish([(user_group(user_id), _session_ended())])
+
+
+def end_browser_session(session_key: str) -> None:
+    """Close the websockets a browser opened with this login session (on every worker): it logged out."""
+    publish([(session_group(session_key), _session_ended())])
+
+
+def _session_ended() -> dict[str, Any]:
+    return {"type": "session_ended", "frame": {"type": "session_ended"}}
 
 
 def _send(events: list[Event]) -> None:

@@ -55,11 +55,15 @@ class SessionUserMiddleware:
         if session_key:
             session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
             user = await get_user({"session": session})
-        return await self.application(dict(scope, cookies=cookies, user=user), receive, send)
+        # The login session the user came from: its logout closes the socket (RealtimeConsumer.connect).
+        logged_in_with = session_key if user.is_authenticated else None
+        return await self.application(
+            dict(scope, cookies=cookies, user=user, session_key=logged_in_with), receive, send
+        )
 
 
 class AccessTokenAuthMiddleware:
-    """`?token=<access JWT>` authenticates API clients; it overrides the session user.
+    """`?token=<access JWT>` authenticates API clients; it overrides the session user (and its session).
 
     A token that is present but forged or expired leaves the connection
     anonymous; it does not fall back to a cookie.
@@ -73,5 +77,5 @@ class AccessTokenAuthMiddleware:
         if "token" in query:
             user, expires_at = await database_sync_to_async(user_for_access_token)(query["token"][0])
             # The socket closes when the token it opened with expires.
-            scope = dict(scope, user=user or AnonymousUser(), token_expires_at=expires_at)
+            scope = dict(scope, user=user or AnonymousUser(), token_expires_at=expires_at, session_key=None)
         return await self.application(scope, receive, send)

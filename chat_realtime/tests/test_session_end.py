@@ -12,6 +12,7 @@ from accounts import services as account_services
 from chat_realtime.asgi import application
 from chat_realtime.tests.sockets import ask, open_socket
 from conftest import PASSWORD
+from messaging.store import message_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,3 +75,51 @@ async def test_an_empty_token_is_a_bad_token_even_with_a_session_cookie(user):
     await socket.connect()
 
     assert await closed_with(socket, 4401)
+
+
+async def _browser_socket(client: Client) -> WebsocketCommunicator:
+    """A socket opened as the browser opens it: with the client's session cookie."""
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    socket = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)]
+    )
+    connected, _ = await socket.connect()
+    assert connected
+    assert (await socket.receive_json_from(timeout=3))["type"] == "online_friends"
+    return socket
+
+
+@pytest.mark.parametrize("logout_url", ["/accounts/logout/", "/admin/logout/"])
+async def test_logging_out_closes_the_sockets_of_that_session_and_no_others(user, logout_url):
+    user.is_staff = True
+    await user.asave(update_fields=["is_staff"])
+    browser, other_browser = Client(), Client()
+    await sync_to_async(browser.force_login)(user)
+    await sync_to_async(other_browser.force_login)(user)
+    tab, other_tab = await _browser_socket(browser), await _browser_socket(browser)
+    other_device, api_client = await _browser_socket(other_browser), await open_socket(user)
+
+    response = await sync_to_async(browser.post)(logout_url)
+
+    assert response.status_code in (200, 302)
+    assert await closed_with(tab, 4401)
+    assert await closed_with(other_tab, 4401)
+    for still_open in (other_device, api_client):
+        assert (await ask(still_open, {"type": "ping"}))["type"] == "pong"
+        await still_open.disconnect()
+
+
+async def test_a_socket_of_a_logged_out_session_sends_nothing_more(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    browser = Client()
+    await sync_to_async(browser.force_login)(alice)
+    socket = await _browser_socket(browser)
+
+    await sync_to_async(browser.post)("/accounts/logout/")
+    await socket.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "after logout", "client_id": "o1"})
+
+    assert await closed_with(socket, 4401)
+    history = await sync_to_async(
+        lambda: [m.text for m in message_store().page_before(chat.pk, before=None, limit=10)]
+    )()
+    assert "after logout" not in history
