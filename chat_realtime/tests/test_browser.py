@@ -15,42 +15,21 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from chat_realtime.tests import redis_namespace
-from chat_realtime.tests.servers import WorkerProcess
+from chat_realtime.tests.browser import (
+    PASSWORD,
+    _alice_in_her_chat,
+    _bob_wrote_a_long_chat,
+    _in_a_thread,
+    _launch,
+    _log_in,
+    _with_a_password_the_server_knows,
+    expect,
+    sync_playwright,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PASSWORD = "a-long-enough-secret-42"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - requirements-dev installs it
-    sync_playwright = None
-
-
-@pytest.fixture
-def app_server(db, tmp_path):
-    if sync_playwright is None or not CHROMIUM.exists():
-        pytest.skip(f"browser tests did not run: Playwright or {CHROMIUM} is missing (.ci/run installs both)")
-    server = WorkerProcess(tmp_path, CACHE_KEY_PREFIX=f"{redis_namespace.REDIS_KEY_PREFIX}browser")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def live_server_url(app_server):
-    return app_server.url
-
-
-def _launch(playwright):
-    return playwright.chromium.launch(
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-    )
 
 
 def _person(browser, url, errors):
@@ -173,40 +152,6 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
     assert errors == []
 
 
-def _with_a_password_the_server_knows(settings, user) -> None:
-    """The server process hashes as production does; the tests' fast hasher is unknown to it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    user.set_password(PASSWORD)
-    user.save(update_fields=["password"])
-
-
-def _log_in(page, url: str, username: str) -> None:
-    page.goto(url + "/accounts/login/")
-    page.get_by_label("Username, email or phone").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_text("Pick a chat")).to_be_visible()
-
-
-def _alice_in_her_chat(browser, url: str, errors: list[str]):
-    page = browser.new_context().new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    _log_in(page, url, "alice")
-    page.locator(".chat-row").click()
-    return page
-
-
-def _in_a_thread(function):
-    """Run database work beside Playwright's event loop (Django refuses it on that thread)."""
-    import threading
-
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(value=function()))
-    worker.start()
-    worker.join(timeout=30)
-    return outcome.get("value")
-
-
 def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubling(
     app_server, friends_with_chat, settings
 ):
@@ -254,13 +199,10 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
 
 
 def test_a_long_chat_loads_older_messages_and_refusals_are_shown(app_server, friends_with_chat, settings):
-    from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
     _with_a_password_the_server_knows(settings, alice)
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}
-    for n in range(45):
-        messaging_services.send_message(sender=bob, chat_id=chat.pk, text=f"old {n}", client_id=f"o{n}")
+    _bob_wrote_a_long_chat(settings, bob, chat)
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)

@@ -57,9 +57,12 @@
         if (!fragment.id && colon < 0) return;
         let targets = [];
         try { targets = Array.from(document.querySelectorAll(selector)); } catch (error) { targets = []; }
-        // A target whose own request is in flight gets its answer from that request;
-        // swapping it now would leave the answer without a place to land.
-        if (!targets.length || targets.some(inFlight)) {
+        // A target whose own request is in flight gets its answer from that request; replacing or
+        // deleting it now would leave the answer without a place to land. Adding to it (a new message
+        // while older ones load) leaves it in place.
+        const style = colon >= 0 ? spec.slice(0, colon) : "outerHTML";
+        const replaces = ["outerHTML", "innerHTML", "delete"].includes(style);
+        if (!targets.length || (replaces && targets.some(inFlight))) {
           // A row that moves to the top is deleted and drawn anew at the top (the next fragment).
           const row = spec.startsWith("delete:") && targets.find(inFlight);
           if (row && row.matches(".chat-row")) kept.set(row.dataset.chatId, row);
@@ -82,7 +85,9 @@
           const row = targets[0].closest(".chat-row");
           if (row && row.parentElement) upAlone(row);
         }
-        // A message already on the page (caught up, or sent over HTTP) is not added twice.
+        // A message already on the page (caught up, or sent over HTTP) is not added twice; a fragment
+        // that replaces it where it is (a moderator removed it) goes through.
+        if (selector === "#" + fragment.id) return;
         $$("article[id^='msg-']", fragment).concat(fragment.matches("article[id^='msg-']") ? [fragment] : [])
           .forEach((bubble) => {
             if (!document.getElementById(bubble.id)) return;
@@ -216,21 +221,20 @@
   });
 
   // --- Fragments swapped in --------------------------------------------------------------
-  document.addEventListener("htmx:oobAfterSwap", (event) => {
-    const target = event.detail.target;
-    if (!target || !target.classList) return;
-    if (target.classList.contains("typing") && target.classList.contains("active")) {
-      clearTimeout(target._clear);
-      target._clear = setTimeout(() => { target.textContent = ""; target.classList.remove("active"); }, 3000);
-    }
-    if (target.classList.contains("bubble")) {
-      if (target.classList.contains("failed")) {
-        const entry = pending.get(target.dataset.clientId);
-        if (entry) $(".text", target).textContent = entry.text;
-      }
-    }
-    if (target.classList.contains("toast")) setTimeout(() => target.remove(), 6000);
-  });
+  // Looked at once the socket's fragments have settled: until then a fragment that replaced an
+  // element wears that element's classes (htmx's settling).
+  function finishSwapped() {
+    $$(".typing.active").forEach((typing) => {
+      // Each typing frame draws the line anew: it fades 3 s after the last one.
+      if (!typing._clear) typing._clear = setTimeout(() => { typing.textContent = ""; typing.classList.remove("active"); }, 3000);
+    });
+    $$(".bubble.failed[data-client-id]").forEach((bubble) => {
+      // A refusal comes without the text, which only this page has.
+      const entry = pending.get(bubble.dataset.clientId);
+      const text = $(".text", bubble);
+      if (entry && text && !text.textContent) text.textContent = entry.text;
+    });
+  }
 
   function forgetAcknowledged() {
     pending.forEach((entry, clientId) => {
@@ -241,6 +245,7 @@
   }
 
   document.addEventListener("htmx:wsAfterMessage", () => {
+    finishSwapped();
     forgetAcknowledged();
     $$(".toasts .toast").forEach((toast) => { if (!toast._timer) toast._timer = setTimeout(() => toast.remove(), 6000); });
   });

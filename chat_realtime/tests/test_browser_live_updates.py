@@ -1,0 +1,132 @@
+"""What the socket changes on an open page, in a real browser: removals, typing, refusals, and
+messages that arrive while the page is busy with something else."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat_realtime.tests.browser import (
+    PASSWORD,
+    _alice_in_her_chat,
+    _bob_wrote_a_long_chat,
+    _in_a_thread,
+    _launch,
+    _log_in,
+    _with_a_password_the_server_knows,
+    expect,
+    sync_playwright,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _bob_in_his_chat(browser, url: str):
+    ben = browser.new_context().new_page()
+    _log_in(ben, url, "bob")
+    ben.locator(".chat-row").click()
+    expect(ben.get_by_label("Message")).to_be_visible()
+    return ben
+
+
+def test_a_message_a_moderator_removes_turns_into_message_removed_on_open_pages(
+    app_server, friends_with_chat, make_user, settings
+):
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    moderator = make_user(username="mod", is_staff=True, is_superuser=True)
+    _with_a_password_the_server_knows(settings, moderator)
+    sent = messaging_services.send_message(sender=bob, chat_id=chat.pk, text="something nasty", client_id="b1")
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = _alice_in_her_chat(browser, app_server.url, errors)
+        expect(page.locator(".bubble.theirs", has_text="something nasty")).to_have_count(1)
+
+        admin = browser.new_context().new_page()
+        admin.goto(app_server.url + "/admin/login/")
+        admin.fill("#id_username", "mod")
+        admin.fill("#id_password", PASSWORD)
+        admin.click("input[type=submit]")
+        admin.goto(f"{app_server.url}/admin/messaging/chat/messages/{sent.message.id}/")
+        admin.locator("form[action$='/remove/'] [type=submit]").click()
+        expect(admin.get_by_text("The message was removed for everyone.")).to_be_visible()
+
+        bubble = page.locator(f"#msg-{sent.message.id}")
+        expect(bubble).to_contain_text("message removed")
+        expect(bubble).not_to_contain_text("something nasty")
+        expect(page.locator(".chat-row .row-preview")).to_contain_text("message removed")
+        browser.close()
+    assert errors == []
+
+
+def test_a_message_that_arrives_while_older_ones_load_is_shown(app_server, friends_with_chat, settings):
+
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    _with_a_password_the_server_knows(settings, bob)
+    _bob_wrote_a_long_chat(settings, bob, chat)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        ben = _bob_in_his_chat(browser, app_server.url)
+        page = _alice_in_her_chat(browser, app_server.url, errors)
+        expect(page.locator(".bubble")).to_have_count(30)
+        held = []
+        page.route("**/messages/?before=*", lambda route: held.append(route))
+        page.locator(".history").evaluate("history => history.scrollTop = 0")
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the older messages were never asked for"
+
+        ben.get_by_label("Message").fill("live while loading")
+        ben.get_by_label("Message").press("Enter")
+        expect(page.locator(".chat-row .row-preview")).to_contain_text("live while loading")  # the frame is here
+        held[0].continue_()
+
+        expect(page.locator(".bubble")).to_have_count(46)
+        expect(page.locator(".bubble").last).to_contain_text("live while loading")
+        expect(page.locator(".bubble").first).to_contain_text("old 0")
+        browser.close()
+    assert errors == []
+
+
+def test_the_typing_line_fades_a_few_seconds_after_the_last_keystroke(app_server, friends_with_chat, settings):
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    _with_a_password_the_server_knows(settings, bob)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        ann = _alice_in_her_chat(browser, app_server.url, errors)
+        ben = _bob_in_his_chat(browser, app_server.url)
+        ben.get_by_label("Message").type("wait")
+
+        expect(ann.locator(".typing")).to_contain_text("bob is typing")
+        expect(ann.locator(".typing")).to_have_text("", timeout=6000)  # 3 s after the last typing frame
+        browser.close()
+    assert errors == []
+
+
+def test_a_refused_message_keeps_its_text_beside_the_reason(app_server, friends_with_chat, settings):
+    from friends import services as friend_services
+
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = _alice_in_her_chat(browser, app_server.url, errors)
+        expect(page.get_by_label("Message")).to_be_visible()
+        _in_a_thread(lambda: friend_services.unfriend(user=bob, friend_id=alice.pk))
+
+        page.get_by_label("Message").fill("hello there")
+        page.get_by_label("Message").press("Enter")
+
+        expect(page.locator(".bubble.failed .status")).to_contain_text("no longer friends")
+        expect(page.locator(".bubble.failed .text")).to_have_text("hello there")
+        browser.close()
+    assert errors == []
