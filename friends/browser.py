@@ -62,24 +62,16 @@ def friendship_html(frame: dict, view: BrowserView) -> str:
         view.online.discard(user_id)  # no presence events come from an ex-friend
         parts.append(f"<div hx-swap-oob=\"delete:.chat-row[data-friend-id='{user_id}']\"></div>")
     if state == "friends" and frame.get("chat_id") and person is not None:
-        from friends.overview import FriendOverview
+        from friends.overview import friend_overview
         from messaging.browser import row
-        from presence.selectors import online_among_or_none
 
-        online = person.pk in online_among_or_none([person.pk])
-        if online:
-            view.online.add(person.pk)  # presence events of a new friend come from now on
-        entry = FriendOverview(
-            user=person,
-            chat_id=frame["chat_id"],
-            last_message=None,
-            unread_count=0,
-            online=online,
-            last_activity_at=None,
-        )
-        html = render_to_string("messaging/partials/_chat_row.html", {"row": row(entry, view.user.pk)})
-        parts.append(f"<div hx-swap-oob=\"delete:.chat-row[data-friend-id='{user_id}']\"></div>")
-        parts.append(f'<div hx-swap-oob="afterbegin:#chat-list">{html}</div>')
+        # A new friend's row; friends again, the chat comes back with its history: its last message and badge.
+        for entry in friend_overview(view.user, {user_id}):
+            if entry.online:
+                view.online.add(user_id)  # presence events of a new friend come from now on
+            html = render_to_string("messaging/partials/_chat_row.html", {"row": row(entry, view.user.pk)})
+            parts.append(f"<div hx-swap-oob=\"delete:.chat-row[data-friend-id='{user_id}']\"></div>")
+            parts.append(f'<div hx-swap-oob="afterbegin:#chat-list">{html}</div>')
     return "".join(parts)
 
 

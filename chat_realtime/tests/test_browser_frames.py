@@ -292,6 +292,24 @@ def test_a_new_friend_who_is_online_shows_online_in_the_rows_drawn_after(user, m
     assert f'presence-dot presence-{bob.pk} online"' in html
 
 
+def test_friends_again_get_their_chats_row_back_with_its_last_message_and_unread_count(friends_with_chat):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    messaging_services.send_message(sender=bob, chat_id=chat.pk, text="still there?", client_id="b1")
+    friends_services.unfriend(user=bob, friend_id=alice.pk)
+    friends_services.send_friend_request(sender=bob, receiver_id=alice.pk)
+    friends_services.accept_friend_request(receiver=alice, requester_id=bob.pk)
+    friendship = {"type": "friendship", "user_id": bob.pk, "state": "friends", "chat_id": chat.pk}
+
+    html = async_to_sync(render_for_browser)(friendship, BrowserView(alice))
+
+    assert f'id="chat-row-{chat.pk}"' in html
+    assert "still there?" in html and 'aria-label="1 unread"' in html
+
+
 def test_after_a_read_only_the_rows_badge_is_redrawn_unless_the_row_shows_another_last_message(friends_with_chat):
     from chat_realtime.browser_frames import render_for_browser
     from chat_realtime.browser_view import BrowserView
