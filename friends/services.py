@@ -167,9 +167,13 @@ def unfriend(*, user: User, friend_id: int) -> None:
 def remove_friendship(friendship: Friendship) -> None:
     """End a friendship or drop a request (unfriend, cancel, the admin). The pair's chat and its history stay."""
     if friendship.status == Friendship.Status.PENDING:
-        # The request can no longer be answered: take it out of the receiver's inbox.
+        # This request can no longer be answered: take it out of the receiver's inbox (the notifications
+        # of earlier requests between the two, answered long ago, stay).
         Notification.objects.filter(
-            receiver_id=friendship.receiver_id, sender_id=friendship.requester_id, type=Notification.Type.FRIEND_REQUEST
+            receiver_id=friendship.receiver_id,
+            sender_id=friendship.requester_id,
+            type=Notification.Type.FRIEND_REQUEST,
+            created_at__gte=friendship.created_at,
         ).delete()
     friendship.delete()
     cache.forget_friends(friendship.user_low_id, friendship.user_high_id)

@@ -117,6 +117,19 @@ def test_each_friend_action_notifies_the_person_it_concerns_once(user, bob, make
     ]
 
 
+def test_a_cancelled_request_leaves_the_receivers_inbox_and_earlier_requests_stay(user, bob):
+    services.send_friend_request(sender=user, receiver_id=bob.pk)
+    services.accept_friend_request(receiver=bob, requester_id=user.pk)
+    services.unfriend(user=user, friend_id=bob.pk)
+    services.send_friend_request(sender=user, receiver_id=bob.pk)
+
+    services.cancel_friend_request(requester=user, receiver_id=bob.pk)
+
+    inbox = Notification.objects.filter(receiver=bob)
+    assert list(inbox.values_list("sender_id", "type")) == [(user.pk, "friend_request")]  # the first, answered
+    assert inbox.get().created_at < Notification.objects.get(receiver=user).created_at
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_friend_request_reaches_every_open_socket_of_the_receiver(user, bob):
     from asgiref.sync import sync_to_async
