@@ -71,7 +71,8 @@ class ChatMessagesApi(APIView):
 
     class SendInput(serializers.Serializer):
         text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
-        client_id = serializers.CharField(max_length=64)
+        # Compared exactly, as on the websocket: the service refuses what is not 1-64 of its characters.
+        client_id = serializers.CharField(max_length=64, trim_whitespace=False)
         image = serializers.FileField(required=False, help_text="JPEG, PNG, GIF or WebP, at most 5 MB.")
 
     @extend_schema(parameters=[HistoryQuery], responses={200: MessagePageOutput})

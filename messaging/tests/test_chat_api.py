@@ -63,6 +63,7 @@ def test_resending_the_same_client_id_stores_one_message_and_returns_it_again(al
         ({"text": "hi"}, "client_id"),
         ({"text": "hi", "client_id": ""}, "client_id"),
         ({"text": "hi", "client_id": "has spaces"}, "client_id"),
+        ({"text": "hi", "client_id": " c-1 "}, "client_id"),  # compared exactly, as on the websocket
         ({"text": "hi", "client_id": "x" * 65}, "client_id"),
     ],
 )
