@@ -171,6 +171,19 @@ def test_recount_unread_fixes_counts_of_messages_written_past_the_services(frien
     assert "fixed 0 wrong count" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("chat_id", ["999999", "99999999999999999999", "-1", "0"])
+def test_recount_unread_of_a_chat_that_does_not_exist_says_so_and_recounts_nothing(friends_with_chat, chat_id):
+    from django.core.management.base import CommandError
+
+    alice, bob, chat = friends_with_chat
+    message_store().add(chat_id=chat.pk, sender_id=alice.pk, text="restored", image_url="", client_id="x1")
+
+    with pytest.raises(CommandError, match=f"No such chat: {chat_id}"):
+        call_command("recount_unread", "--chat", str(chat.pk), "--chat", chat_id)
+
+    assert kept_and_recounted(chat)[0] == {alice.pk: 0, bob.pk: 0}  # left as it was
+
+
 def test_the_migration_counts_what_was_unread_before_counts_were_kept(friends_with_chat):
     alice, bob, chat = friends_with_chat
     message_store().add(chat_id=chat.pk, sender_id=alice.pk, text="old", image_url="", client_id="m1")
