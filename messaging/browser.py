@@ -18,11 +18,14 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from chat_realtime.browser_view import BrowserView, on_the_loop
+from chat_realtime.errors import ApplicationError
 from friends.overview import FriendOverview
 from messaging.events import chat_update_shown_by
 from messaging.models import ChatParticipant
 from messaging.store import StoredMessage
 
+# Messages a join brings at most; the page fetches the rest of a longer gap itself (static/js/app.js).
+CATCH_UP_LIMIT = 100
 # Client ids the page makes itself, safe inside a CSS id selector.
 SAFE_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -189,6 +192,27 @@ def message_deleted_html(frame: dict, view: BrowserView) -> str:
     )
 
 
+def joined_chat_html(frame: dict, view: BrowserView) -> str:
+    """The chat on screen is joined: the messages that came after the last one the page shows (`after`),
+    which no event brought it. The page was drawn before its socket joined; one sent in between, or while
+    the socket was away, would be missing otherwise (and read by the join)."""
+    from messaging import selectors
+
+    if "after" not in frame:
+        return ""
+    chat_id = int(frame["chat_id"])
+    try:
+        page = selectors.history(
+            user=view.user, chat_id=chat_id, before=None, after=frame["after"] or None, limit=CATCH_UP_LIMIT
+        )
+    except ApplicationError:
+        return ""  # not an id of this chat's: nothing to add to what the page shows
+    messages = page.messages if frame["after"] else list(reversed(page.messages))
+    if not messages:
+        return ""
+    return _oob(f"beforeend:#messages-{chat_id}", "".join(render_bubble(m, view.user.pk) for m in messages))
+
+
 # The frames of every message render on the event loop (what they need is in the frame and the view, but
 # a chat's person the first time); the rarer ones ask the database, in its thread.
 RENDERERS = {
@@ -196,6 +220,7 @@ RENDERERS = {
     "message_ack": message_ack_html,
     "chat_update": chat_update_html,
     "message_deleted": database_sync_to_async(message_deleted_html),
+    "joined_chat": database_sync_to_async(joined_chat_html),
     "typing": typing_html,
     "read": on_the_loop(read_html),
     "error": on_the_loop(error_html),

@@ -31,10 +31,17 @@ def _chat_id(frame: Frame) -> int:
 
 async def join_chat(connection: RealtimeConsumer, frame: Frame) -> Frame:
     chat_id = _chat_id(frame)
+    after = frame.get("after")
+    if after is not None and (not isinstance(after, str) or len(after) > 64):
+        raise ValidationFailed({"after": ["after must be a message id (a string), or empty."]})
     # Opening a chat reads it: with the other reads that arrive meanwhile (messaging.group_commit).
     await read_queue().submit(services.ReadMark.up_to_newest(user=connection.user, chat_id=chat_id))
     await connection.join_group(events.chat_group(chat_id))
-    return {"type": "joined_chat", "chat_id": chat_id}
+    joined = {"type": "joined_chat", "chat_id": chat_id}
+    if after is not None:
+        # The last message the client shows: a browser's answer brings what came after it (messaging.browser).
+        joined["after"] = after
+    return joined
 
 
 async def leave_chat(connection: RealtimeConsumer, frame: Frame) -> Frame:

@@ -6,6 +6,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chat_realtime.asgi import application
+from chat_realtime.tests.sockets import ask
 from friends import services as friends_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -376,3 +377,48 @@ async def test_reading_a_message_redraws_the_readers_badge(friends_with_chat):
     assert after_read.strip() == f'<span id="unread-{chat.pk}" class="unread" hx-swap-oob="true"></span>'
     await bob_page.disconnect()
     await alice_api.disconnect()
+
+
+async def test_joining_with_the_newest_message_shown_brings_the_ones_sent_after_it(friends_with_chat):
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    send = sync_to_async(messaging_services.send_message)
+    shown = await send(sender=bob, chat_id=chat.pk, text="on the page", client_id="b1")
+    # Sent while alice's page was being drawn, before its socket joined: no event brings these.
+    for n in (2, 3):
+        await send(sender=bob, chat_id=chat.pk, text=f"in between {n}", client_id=f"b{n}")
+    page = await browser_socket(alice)
+    await received(page)
+
+    await page.send_json_to({"type": "join_chat", "chat_id": chat.pk, "after": shown.message.id})
+    html = await received(page)
+
+    assert f'hx-swap-oob="beforeend:#messages-{chat.pk}"' in html
+    assert "on the page" not in html
+    assert html.index("in between 2") < html.index("in between 3")
+    await page.disconnect()
+
+
+async def test_joining_an_empty_pane_brings_the_newest_messages_and_a_bad_after_is_refused(friends_with_chat):
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    await sync_to_async(messaging_services.send_message)(sender=bob, chat_id=chat.pk, text="first", client_id="b1")
+    page, api = await browser_socket(alice), await api_socket(alice)
+    await received(page)
+    await received(api)
+
+    await page.send_json_to({"type": "join_chat", "chat_id": chat.pk, "after": ""})
+    joined_empty = await received(page)
+    await page.send_json_to({"type": "join_chat", "chat_id": chat.pk, "after": "not-an-id"})
+    joined_unknown = await received(page)
+    refused = await ask(api, {"type": "join_chat", "chat_id": chat.pk, "after": ["x"]})
+    joined = await ask(api, {"type": "join_chat", "chat_id": chat.pk, "after": ""})
+
+    assert "first" in joined_empty
+    assert joined_unknown == ""
+    assert (refused["type"], refused["code"], list(refused["fields"])) == ("error", "validation_error", ["after"])
+    assert joined == {"type": "joined_chat", "chat_id": chat.pk, "after": ""}
+    await page.disconnect()
+    await api.disconnect()

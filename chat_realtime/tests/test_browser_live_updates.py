@@ -130,3 +130,113 @@ def test_a_refused_message_keeps_its_text_beside_the_reason(app_server, friends_
         expect(page.locator(".bubble.failed .text")).to_have_text("hello there")
         browser.close()
     assert errors == []
+
+
+def _texts(page) -> list[str]:
+    return [text.strip() for text in page.locator("#chat-pane .bubble .text").all_inner_texts()]
+
+
+def test_a_message_sent_while_the_chat_is_opening_is_shown_not_lost(app_server, friends_with_chat, settings):
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    _with_a_password_the_server_knows(settings, bob)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        ben = _bob_in_his_chat(browser, app_server.url)
+        ann = browser.new_context().new_page()
+        ann.on("pageerror", lambda error: errors.append(str(error)))
+        _log_in(ann, app_server.url, "alice")
+        held = []
+        # The pane is drawn by the server now; its answer is held on the way, and bob writes meanwhile.
+        ann.route(
+            "**/*",
+            lambda route: (
+                held.append((route, route.fetch()))
+                if route.request.headers.get("hx-target") == "chat-pane"
+                else route.continue_()
+            ),
+        )
+        ann.locator(".chat-row").click()
+        for _ in range(100):
+            if held:
+                break
+            ann.wait_for_timeout(50)
+        assert held, "the chat was never asked for"
+        ben.get_by_label("Message").fill("are you there?")
+        ben.get_by_label("Message").press("Enter")
+        expect(ben.locator(".bubble.mine:not(.pending)")).to_have_count(1)
+
+        route, response = held[0]
+        route.fulfill(response=response)
+
+        expect(ann.locator(".bubble.theirs", has_text="are you there?")).to_have_count(1)
+        browser.close()
+    assert errors == []
+
+
+def test_an_empty_chat_catches_up_after_a_reconnect(app_server, friends_with_chat, settings):
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = _alice_in_her_chat(browser, app_server.url, errors)
+        expect(page.get_by_label("Message")).to_be_visible()
+
+        app_server.stop()
+        _in_a_thread(
+            lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="first ever", client_id="b1")
+        )
+        app_server.start()
+
+        expect(page.locator(".bubble.theirs", has_text="first ever")).to_have_count(1, timeout=20000)
+        browser.close()
+    assert errors == []
+
+
+def test_after_a_reconnect_missed_messages_take_their_place_before_newer_ones(app_server, friends_with_chat, settings):
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    _with_a_password_the_server_knows(settings, bob)
+    _in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="m0", client_id="b0"))
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = _alice_in_her_chat(browser, app_server.url, errors)
+        expect(page.locator(".bubble.theirs")).to_have_count(1)
+        held = []
+        page.route("**/messages/?after=*", lambda route: held.append(route))  # the page's own catch-up, held
+
+        app_server.stop()
+        _in_a_thread(
+            lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="missed", client_id="b1")
+        )
+        # alice writes meanwhile: it cannot go out now, and is stored once the page is back.
+        page.get_by_label("Message").fill("mine, unsent")
+        page.get_by_label("Message").press("Enter")
+        expect(page.locator(".bubble.failed")).to_be_visible()
+        app_server.start()
+        for _ in range(200):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the page never caught up"
+        ben = _bob_in_his_chat(browser, app_server.url)
+        ben.get_by_label("Message").fill("live")
+        ben.get_by_label("Message").press("Enter")
+        expect(page.locator(".bubble.theirs", has_text="live")).to_have_count(1)
+        held[0].continue_()
+
+        expect(page.locator(".bubble.mine:not(.pending):not(.failed)")).to_have_count(1)
+        expect(page.locator(".bubble")).to_have_count(4)
+        live = _texts(page)
+        page.reload()
+        expect(page.locator(".bubble")).to_have_count(4)
+        assert live == _texts(page) == ["m0", "missed", "mine, unsent", "live"]
+        browser.close()
+    assert errors == []

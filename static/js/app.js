@@ -85,6 +85,11 @@
           const row = targets[0].closest(".chat-row");
           if (row && row.parentElement) upAlone(row);
         }
+        // Stored messages go before the bubbles this page has not got stored yet: those will be stored after.
+        if (spec.startsWith("beforeend:#messages-") && targets.length) {
+          const unsent = $(".bubble.pending, .bubble.failed", targets[0]);
+          if (unsent) fragment.setAttribute("hx-swap-oob", "beforebegin:#" + unsent.id);
+        }
         // A message already on the page (caught up, or sent over HTTP) is not added twice; a fragment
         // that replaces it where it is (a moderator removed it) goes through.
         if (selector === "#" + fragment.id) return;
@@ -119,6 +124,12 @@
 
   function messagesOf(chatId) { return $("#messages-" + chatId); }
 
+  // The newest stored message a chat's pane shows (bubbles still being sent come after it).
+  function newestShown(chatId) {
+    const stored = $$(".bubble[data-message-id]", messagesOf(chatId) || document.createElement("div"));
+    return stored[stored.length - 1] || null;
+  }
+
   function nearBottom(history) { return history.scrollHeight - history.scrollTop - history.clientHeight < 120; }
 
   function scrollToBottom(chatId) {
@@ -141,7 +152,11 @@
       send({ type: "leave_chat", chat_id: joinedChat });
       joinedChat = null;
     }
-    if (current && joinedChat !== current.chatId && send({ type: "join_chat", chat_id: current.chatId })) {
+    // With the newest message the page shows: the answer brings any that came after it (sent while the
+    // pane was loading, say), which no event will.
+    const shown = current && newestShown(current.chatId);
+    const join = current && { type: "join_chat", chat_id: current.chatId, after: shown ? shown.dataset.messageId : "" };
+    if (current && joinedChat !== current.chatId && send(join)) {
       joinedChat = current.chatId;
       lastReadSent = null;
     }
@@ -165,26 +180,33 @@
     const current = currentPane();
     if (current) {
       const list = messagesOf(current.chatId);
-      const known = $$(".bubble[data-message-id]", list);
-      const last = known[known.length - 1];
-      {
-        // An empty chat catches up from its start: its newest page.
-        let after = last ? last.dataset.messageId : "";
-        for (let guard = 0; guard < 50 && after; guard++) {
-          const query = after ? `?after=${encodeURIComponent(after)}` : "";
-          const response = await fetch(`/chats/${current.chatId}/messages/${query}`, {
-            headers: { "HX-Request": "true" }, credentials: "same-origin",
-          });
-          if (!response.ok) break;
-          const holder = document.createElement("div");
-          holder.innerHTML = await response.text();
-          const fresh = $$(".bubble[data-message-id]", holder);
-          fresh.forEach((bubble) => { if (!document.getElementById(bubble.id)) list.appendChild(bubble); });
-          localTimes(list);
-          after = after && fresh.length >= 100 ? fresh[fresh.length - 1].dataset.messageId : null;
-        }
-        scrollToBottom(current.chatId);
+      // Missed messages go right after the newest one the page had, in order: before anything that
+      // arrives while they are fetched, and before this page's own bubbles still being sent.
+      const last = newestShown(current.chatId);
+      let previousId = last ? last.id : null;
+      let after = last ? last.dataset.messageId : ""; // "": an empty chat catches up from its start
+      for (let guard = 0; guard < 50 && after !== null; guard++) {
+        const query = after ? `?after=${encodeURIComponent(after)}` : "";
+        const response = await fetch(`/chats/${current.chatId}/messages/${query}`, {
+          headers: { "HX-Request": "true" }, credentials: "same-origin",
+        });
+        if (!response.ok) break;
+        const holder = document.createElement("div");
+        holder.innerHTML = await response.text();
+        const fresh = $$(".bubble[data-message-id]", holder);
+        fresh.forEach((bubble) => {
+          if (!document.getElementById(bubble.id)) {
+            const previous = previousId && document.getElementById(previousId);
+            if (previous && previous.parentElement === list) previous.after(bubble);
+            else list.prepend(bubble);
+          }
+          previousId = bubble.id;
+        });
+        localTimes(list);
+        // Pages of 100 after a message; an empty chat's first page is its newest, and all it needs.
+        after = after && fresh.length >= 100 ? fresh[fresh.length - 1].dataset.messageId : null;
       }
+      scrollToBottom(current.chatId);
     }
     if ($("#chat-list")) {
       htmx.ajax("GET", window.location.pathname, { target: "#chat-list", select: "#chat-list", swap: "outerHTML" });
