@@ -240,3 +240,31 @@ def test_after_a_reconnect_missed_messages_take_their_place_before_newer_ones(ap
         assert live == _texts(page) == ["m0", "missed", "mine, unsent", "live"]
         browser.close()
     assert errors == []
+
+
+def test_seen_shows_only_while_the_other_has_read_the_newest_message(app_server, friends_with_chat, settings):
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    _with_a_password_the_server_knows(settings, bob)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        ann = _alice_in_her_chat(browser, app_server.url, errors)
+        ben = _bob_in_his_chat(browser, app_server.url)
+        ann.get_by_label("Message").fill("m1")
+        ann.get_by_label("Message").press("Enter")
+        expect(ben.locator(".bubble.theirs", has_text="m1")).to_have_count(1)
+        expect(ann.locator(".read-state")).to_have_text("Seen")
+        expect(ann.locator(".read-state")).to_be_visible()
+
+        ben.goto(app_server.url + "/")  # bob leaves the chat
+        expect(ben.get_by_text("Pick a chat")).to_be_visible()
+        ann.get_by_label("Message").fill("m2")
+        ann.get_by_label("Message").press("Enter")
+        expect(ben.locator(".chat-row .unread")).to_have_text("1")
+
+        expect(ann.locator(".read-state")).to_be_hidden()
+        ben.locator(".chat-row").click()  # bob reads m2
+        expect(ann.locator(".read-state")).to_be_visible()
+        browser.close()
+    assert errors == []

@@ -250,6 +250,11 @@
       // Each typing frame draws the line anew: it fades 3 s after the last one.
       if (!typing._clear) typing._clear = setTimeout(() => { typing.textContent = ""; typing.classList.remove("active"); }, 3000);
     });
+    $$(".read-state[data-read-up-to]").forEach((state) => {
+      // "Seen" says the other read the conversation's newest message: not once a newer one is there.
+      const newest = newestShown(state.id.replace("read-state-", ""));
+      state.hidden = !newest || newest.dataset.messageId !== state.dataset.readUpTo;
+    });
     $$(".bubble.failed[data-client-id]").forEach((bubble) => {
       // A refusal comes without the text, which only this page has.
       const entry = pending.get(bubble.dataset.clientId);
