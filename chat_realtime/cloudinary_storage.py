@@ -7,7 +7,9 @@ storage API onto it. Names are Cloudinary public ids with their extension.
 from __future__ import annotations
 
 import posixpath
+import re
 import uuid
+from urllib.parse import unquote, urlsplit
 
 import cloudinary
 import cloudinary.api
@@ -46,6 +48,14 @@ class CloudinaryStorage(Storage):
     def url(self, name: str) -> str:
         public_id, extension = posixpath.splitext(name)
         return cloudinary.CloudinaryImage(public_id, format=extension.lstrip(".") or None).build_url(secure=True)
+
+    def name_from_url(self, url: str) -> str | None:
+        """The name whose `url` this is (what `url` made of it), or None if it is no URL of an upload."""
+        path = urlsplit(url).path
+        if "/image/upload/" not in path:
+            return None
+        # Cloudinary may put the upload's version before the public id: it is not part of the name.
+        return unquote(re.sub(r"^v\d+/", "", path.split("/image/upload/", 1)[1])) or None
 
     def size(self, name: str) -> int:
         return int(cloudinary.api.resource(posixpath.splitext(name)[0])["bytes"])

@@ -6,9 +6,12 @@ The file name and the declared content type say nothing; the bytes decide.
 from __future__ import annotations
 
 import io
+import logging
+import posixpath
 import uuid
 import warnings
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -16,6 +19,8 @@ from django.core.files.storage import default_storage
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from chat_realtime.errors import ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
 AVATAR_SIZE = 512
@@ -106,3 +111,28 @@ def message_image_url(upload, *, chat_id: int, field: str = "image") -> str:
         data = upload.read()
     name = default_storage.save(f"messages/{int(chat_id)}/{uuid.uuid4().hex}.{extension}", ContentFile(data))
     return default_storage.url(name)
+
+
+def delete_message_image(url: str) -> None:
+    """Delete an image `message_image_url` stored (its message was removed): its URL serves it no more.
+    Anything else the URL might name is left alone; a storage that fails to delete is logged."""
+    name = _message_image_name(url)
+    if name is None:
+        logger.warning("not deleting %r: not a message image of this storage", url)
+        return
+    try:
+        default_storage.delete(name)
+    except Exception:
+        logger.exception("could not delete the message image %s", name)
+
+
+def _message_image_name(url: str) -> str | None:
+    name_from_url = getattr(default_storage, "name_from_url", None)  # storages whose URLs are not base + name
+    if name_from_url is not None:
+        name = name_from_url(url)
+    else:
+        path, base = urlsplit(url).path, urlsplit(default_storage.base_url).path
+        name = unquote(path[len(base) :]) if path.startswith(base) else None
+    if name is None or not name.startswith("messages/") or posixpath.normpath(name) != name:
+        return None
+    return name

@@ -35,7 +35,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from chat_realtime.errors import ApplicationError, AuthenticationError, NotFoundError, ValidationFailed
-from chat_realtime.images import message_image_url
+from chat_realtime.images import delete_message_image, message_image_url
 from chat_realtime.rate_limits import count_attempts
 from chat_realtime.realtime import publish, publish_to_chat, to_chat, to_participant, to_user
 from messaging import events, selectors
@@ -687,6 +687,9 @@ def remove_message(*, message_id: str, moderator: User) -> StoredMessage:
     if before.is_deleted:
         return before  # already removed: nothing new to tell anyone
     message = message_store().soft_delete(message_id, deleted_by=moderator.pk)
+    if before.image_url:
+        # Hidden everywhere now, and no longer served at its address to whoever kept the link.
+        transaction.on_commit(lambda: delete_message_image(before.image_url))
     publish_to_chat(message.chat_id, events.message_deleted_frame(message))
     latest = message_store().latest(message.chat_id)
     _publish_chat_updates({message.chat_id: latest}, sender_known=False)

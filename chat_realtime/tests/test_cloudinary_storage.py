@@ -51,3 +51,11 @@ def test_deleting_destroys_the_public_id(storage):
         storage.delete("avatars/abc-1234.png")
 
     destroy.assert_called_once_with("avatars/abc-1234", resource_type="image", invalidate=True)
+
+
+def test_the_name_of_an_upload_is_read_back_from_its_url(storage):
+    name = "messages/3/abc-1234.png"
+
+    assert storage.name_from_url(storage.url(name)) == name
+    assert storage.name_from_url(f"https://res.cloudinary.com/demo-cloud/image/upload/v1712/{name}") == name
+    assert storage.name_from_url("https://example.com/elsewhere.png") is None

@@ -258,3 +258,28 @@ def test_a_superuser_sets_a_staff_members_password_and_reactivates_them(client, 
 
     staff.refresh_from_db()
     assert staff.check_password("root-chosen-secret-77") and staff.is_active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_removing_an_image_message_deletes_its_image(friends_with_chat, make_user, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from conftest import image_bytes
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    alice, bob, chat = friends_with_chat
+
+    def image_message(client_id):
+        upload = SimpleUploadedFile("x.png", image_bytes("PNG"), content_type="image/png")
+        return services.send_message(sender=bob, chat_id=chat.pk, text="", client_id=client_id, image=upload).message
+
+    def stored(message) -> bool:
+        return (settings.MEDIA_ROOT / message.image_url.removeprefix(settings.MEDIA_URL)).exists()
+
+    removed, kept = image_message("img1"), image_message("img2")
+    assert stored(removed) and stored(kept)
+
+    services.remove_message(message_id=removed.id, moderator=make_user(username="mod", is_staff=True))
+
+    # Its URL serves nothing more, to whoever kept the link; the chat's other image stays.
+    assert not stored(removed) and stored(kept)
