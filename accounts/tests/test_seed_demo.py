@@ -162,6 +162,22 @@ def test_running_it_again_creates_nothing_new():
     assert "(0 new)." in output
 
 
+def test_another_seed_over_an_existing_history_keeps_each_chat_in_time_order():
+    seed_demo("--users", "3", "--messages", "30", "--seed", "1")
+    activity_before = dict(Chat.objects.values_list("pk", "last_activity_at"))
+
+    seed_demo("--users", "3", "--messages", "30", "--seed", "2")
+
+    messages = stored_messages()
+    assert len(messages) == 60
+    for chat in Chat.objects.all():
+        in_chat = [m for m in messages if m.chat_id == chat.pk]
+        by_id = sorted(in_chat, key=lambda m: message_store().order_key(m.id))
+        assert by_id == sorted(in_chat, key=lambda m: m.created_at), "history out of time order"
+        assert chat.last_activity_at == by_id[-1].created_at
+        assert chat.last_activity_at >= activity_before.get(chat.pk, chat.last_activity_at)
+
+
 def test_the_same_seed_makes_the_same_world_and_another_seed_another():
     seed_demo("--users", "6", "--messages", "25", "--seed", "7")
     seven = world()

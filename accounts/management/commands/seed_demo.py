@@ -26,7 +26,9 @@ What it makes, and through what:
      sends, so it never stops the seed, and no setting is overridden.
   Messages are written oldest first, so ids sort by time as the store's
   paging expects. `send_message` only moves a chat's activity time forward,
-  so at the end each chat that got messages takes its newest message's time.
+  so at the end each chat the seed began takes its newest message's time. In
+  a chat that had messages already (another seed, real use), what the seed
+  adds is stamped now, after them: history stays in time order.
 
 Deterministic: `random.Random(seed)` (and per-pair generators derived from the
 seed) decide states, texts and times relative to the run. Safe to run again
@@ -440,6 +442,9 @@ class Command(BaseCommand):
         store = message_store()
         now = timezone.now()
         chat_ids: dict[tuple[int, int], int] = {}
+        # Chats that had messages before this run (another seed, real use): what it adds there goes after
+        # them, stamped now, so that history stays in time order; backdated only into chats that were empty.
+        had_history: set[int] = set()
         touched: set[int] = set()
         created_count, undated = 0, 0
         progress = ProgressBar(self.stdout, len(plan), label="messages", enabled=self.show_progress)
@@ -447,12 +452,17 @@ class Command(BaseCommand):
             if planned.pair not in chat_ids:
                 low, high = planned.pair
                 chat_ids[planned.pair] = get_or_create_direct_chat(user_a=people[low], user_b=people[high]).pk
+                if store.latest(chat_ids[planned.pair]) is not None:
+                    had_history.add(chat_ids[planned.pair])
             chat_id, sender = chat_ids[planned.pair], people[planned.sender]
             message, created = store.add(
                 chat_id=chat_id, sender_id=sender.pk, text=planned.text, image_url="", client_id=planned.client_id
             )
             if created:
-                if not _backdate(store, message.id, now - timedelta(seconds=planned.seconds_ago)):
+                dated = chat_id in had_history or _backdate(
+                    store, message.id, now - timedelta(seconds=planned.seconds_ago)
+                )
+                if not dated:
                     undated += 1
                 # The service's retry path: finds the stored message, checks the sender may write
                 # in this chat, records it on the SQL side; no flood limit (not a new send), no events.
@@ -461,10 +471,9 @@ class Command(BaseCommand):
                 created_count += 1
             progress.advance(done)
         progress.close()
-        for chat_id in touched:
-            # send_message only moves activity forward, and the seed wrote the past.
-            latest = store.latest(chat_id)
-            Chat.objects.filter(pk=chat_id).update(last_activity_at=latest.created_at)
+        for chat_id in touched - had_history:
+            # send_message moved a new chat's activity to now, and the seed wrote its past.
+            Chat.objects.filter(pk=chat_id).update(last_activity_at=store.latest(chat_id).created_at)
         if undated:
             self.stderr.write(f"This message store cannot be backdated: {undated} messages are stamped now.")
         return created_count, len(chat_ids)
