@@ -1,38 +1,31 @@
 from django.contrib import admin, messages
-from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
-from django.core.exceptions import ValidationError
+from django.contrib.auth.models import Group
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts import services
 from accounts.models import Report, User
-from chat_realtime.errors import ApplicationError, RateLimited
-from chat_realtime.rate_limits import client_ip
-from chat_realtime.realtime import end_sessions
+from chat_realtime.errors import ApplicationError
+
+admin.site.unregister(Group)
 
 
-class AdminLoginForm(AdminAuthenticationForm):
-    """The admin's login, through the site's own (accounts.services.login_user): its attempts count
-    against the same limits, so staff passwords cannot be guessed here at leisure."""
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """A group hands out permissions: only superusers make or change one (as only they grant permissions)."""
 
-    def clean(self):
-        login, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
-        if login is not None and password:
-            try:
-                self.user_cache = services.login_user(
-                    login=login, password=password, client_ip=client_ip(self.request), request=self.request
-                )
-            except RateLimited as error:
-                raise ValidationError(error.message, code="rate_limited") from None
-            except ApplicationError:
-                raise self.get_invalid_login_error() from None
-            self.confirm_login_allowed(self.user_cache)
-        return self.cleaned_data
+    def has_add_permission(self, request):
+        return request.user.is_superuser
 
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
 
-admin.site.login_form = AdminLoginForm
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -114,12 +107,14 @@ class UserAdmin(DjangoUserAdmin):
         return fields if may_ban else (*fields, "is_active")
 
     def user_change_password(self, request, id, form_url=""):
+        if str(request.user.pk) == str(id):
+            # Your own password is changed knowing the current one, as on the site.
+            return redirect("admin:password_change")
         response = super().user_change_password(request, id, form_url)
         if request.method == "POST" and response.status_code == 302:
             # A password set here is a password change: the same consequences as anywhere else.
             user = self.get_object(request, id)
-            services.revoke_all_refresh_tokens(user=user)
-            end_sessions(user.pk)
+            services.sign_out_everywhere(user=user)
         return response
 
     def save_model(self, request, obj, form, change):

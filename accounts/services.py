@@ -156,6 +156,13 @@ def login_user(*, login: str, password: str, client_ip: str, request: Any = None
     return user
 
 
+def sign_out_everywhere(*, user: User) -> None:
+    """Every refresh token revoked and every open socket closed, on every worker: what a new password
+    (changed, reset, or set by staff) and a ban mean."""
+    revoke_all_refresh_tokens(user=user)
+    end_sessions(user.pk)
+
+
 # --- JWT refresh tokens ------------------------------------------------------
 
 
@@ -214,8 +221,7 @@ def change_password(*, user: User, old_password: str, new_password: str) -> None
     _raise_if_any(errors)
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    revoke_all_refresh_tokens(user=user)
-    end_sessions(user.pk)
+    sign_out_everywhere(user=user)
 
 
 def request_password_reset(*, email: str, site_url: str, client_ip: str) -> None:
@@ -257,8 +263,7 @@ def reset_password(*, uid: str, token: str, new_password: str) -> User:
     _raise_if_any({"new_password": _password_errors(new_password, user=user)})
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    revoke_all_refresh_tokens(user=user)
-    end_sessions(user.pk)
+    sign_out_everywhere(user=user)
     return user
 
 
@@ -387,13 +392,12 @@ def deactivate_user(*, user: User, moderator: User | None) -> None:
     ensure_may_ban(moderator=moderator, user=user)
     User.objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
-    revoke_all_refresh_tokens(user=user)
-    end_sessions(user.pk)
+    sign_out_everywhere(user=user)
     resolve_reports(target_key=f"user:{user.pk}", action=Report.Action.USER_BANNED, moderator=moderator)
 
 
 def reactivate_user(*, user: User, moderator: User | None) -> None:
-    """Undo a ban, under the rule that made it: staff only by a superuser."""
-    ensure_may_ban(moderator=moderator, user=user)
+    """Undo a ban: staff only by a superuser."""
+    ensure_may_manage(moderator=moderator, user=user)
     User.objects.filter(pk=user.pk).update(is_active=True)
     user.is_active = True

@@ -294,7 +294,7 @@ NUM_PROXIES = env_int(ENV, "NUM_PROXIES", 0)
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "accounts.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -464,6 +464,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Django's database sessions, whose browser websockets close when they end (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 X_FRAME_OPTIONS = "DENY"
 # The container health check speaks plain HTTP from inside.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

@@ -123,3 +123,15 @@ async def test_a_socket_of_a_logged_out_session_sends_nothing_more(friends_with_
         lambda: [m.text for m in message_store().page_before(chat.pk, before=None, limit=10)]
     )()
     assert "after logout" not in history
+
+
+async def test_another_person_logging_in_in_the_same_browser_closes_the_first_ones_sockets(user, make_user):
+    other = await sync_to_async(make_user)(username="someone.else")
+    browser = Client()
+    await sync_to_async(browser.force_login)(user)
+    tab = await _browser_socket(browser)
+
+    response = await sync_to_async(browser.post)("/accounts/login/", {"login": other.username, "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert await closed_with(tab, 4401)

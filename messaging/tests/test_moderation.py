@@ -283,3 +283,42 @@ def test_removing_an_image_message_deletes_its_image(friends_with_chat, make_use
 
     # Its URL serves nothing more, to whoever kept the link; the chat's other image stays.
     assert not stored(removed) and stored(kept)
+
+
+def test_a_moderator_cannot_delete_staff_or_give_a_group_more_permissions(client, make_user):
+    from django.contrib.auth.models import Group
+
+    moderator = make_user(username="mod.deleter", is_staff=True)
+    team = Group.objects.create(name="moderators")
+    moderator.groups.add(team)
+    moderator.user_permissions.add(
+        *Permission.objects.filter(codename__in=["delete_user", "view_user", "change_group", "view_group"])
+    )
+    root = User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    client.force_login(moderator)
+
+    deleted = client.post(f"/admin/accounts/user/{root.pk}/delete/", {"post": "yes"})
+    granted = client.post(
+        f"/admin/auth/group/{team.pk}/change/",
+        {"name": "moderators", "permissions": [Permission.objects.get(codename="add_user").pk]},
+    )
+
+    assert (deleted.status_code, granted.status_code) == (403, 403)
+    assert User.objects.filter(pk=root.pk).exists()
+    assert not team.permissions.exists()
+
+
+def test_your_own_password_is_changed_in_the_admin_knowing_the_current_one_and_ends_your_tokens(mod_client, moderator):
+    api = APIClient()
+    session = api.post("/api/auth/login", {"login": "mod", "password": PASSWORD}, format="json").json()
+
+    set_directly = mod_client.get(f"/admin/accounts/user/{moderator.pk}/password/")
+    changed = mod_client.post(
+        "/admin/password_change/",
+        {"old_password": PASSWORD, "new_password1": "mod-own-new-secret-77", "new_password2": "mod-own-new-secret-77"},
+    )
+
+    moderator.refresh_from_db()
+    assert set_directly.status_code == 302 and set_directly["Location"].endswith("/admin/password_change/")
+    assert changed.status_code == 302 and moderator.check_password("mod-own-new-secret-77")
+    assert api.post("/api/auth/refresh", {"refresh": session["refresh"]}, format="json").status_code == 401
