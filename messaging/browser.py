@@ -18,13 +18,13 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from chat_realtime.browser_view import BrowserView, on_the_loop
-from chat_realtime.errors import ApplicationError
+from chat_realtime.errors import NotFoundError, ValidationFailed
 from friends.overview import FriendOverview
 from messaging.events import chat_update_shown_by
 from messaging.models import ChatParticipant
 from messaging.store import StoredMessage
 
-# Messages a join brings at most; the page fetches the rest of a longer gap itself (static/js/app.js).
+# Messages a join's answer, or a page fetched after a message, brings at most.
 CATCH_UP_LIMIT = 100
 # Client ids the page makes itself, safe inside a CSS id selector.
 SAFE_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -195,7 +195,8 @@ def message_deleted_html(frame: dict, view: BrowserView) -> str:
 def joined_chat_html(frame: dict, view: BrowserView) -> str:
     """The chat on screen is joined: the messages that came after the last one the page shows (`after`),
     which no event brought it. The page was drawn before its socket joined; one sent in between, or while
-    the socket was away, would be missing otherwise (and read by the join)."""
+    the socket was away, would be missing otherwise (and read by the join). Past CATCH_UP_LIMIT, the
+    answer says where the rest begins, and the page fetches it (static/js/app.js)."""
     from messaging import selectors
 
     if "after" not in frame:
@@ -205,12 +206,20 @@ def joined_chat_html(frame: dict, view: BrowserView) -> str:
         page = selectors.history(
             user=view.user, chat_id=chat_id, before=None, after=frame["after"] or None, limit=CATCH_UP_LIMIT
         )
-    except ApplicationError:
-        return ""  # not an id of this chat's: nothing to add to what the page shows
-    messages = page.messages if frame["after"] else list(reversed(page.messages))
-    if not messages:
+    except (ValidationFailed, NotFoundError):
+        return ""  # not a message id (or no longer this person's chat): nothing to add to the page
+    if not page.messages:
         return ""
-    return _oob(f"beforeend:#messages-{chat_id}", "".join(render_bubble(m, view.user.pk) for m in messages))
+    # As a page of history is drawn: a chat the page showed empty gets its newest page and the control that
+    # loads older ones; past the limit after a message, a marker says where the rest begins.
+    context = {
+        "chat_id": chat_id,
+        "messages": [bubble(m, view.user.pk) for m in (page.messages if frame["after"] else reversed(page.messages))],
+        "next_before": page.next_before,
+        "next_after": page.next_after,
+    }
+    html = render_to_string("messaging/partials/_messages_page.html", context)
+    return _oob(f"beforeend:#messages-{chat_id}", html)
 
 
 # The frames of every message render on the event loop (what they need is in the frame and the view, but

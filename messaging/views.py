@@ -69,7 +69,7 @@ def history(request: HttpRequest, chat_id: int) -> HttpResponse:
             chat_id=chat_id,
             before=request.GET.get("before") or None,
             after=request.GET.get("after") or None,
-            limit=PAGE_SIZE if not request.GET.get("after") else 100,
+            limit=PAGE_SIZE if not request.GET.get("after") else browser.CATCH_UP_LIMIT,
         )
     except NotFoundError:
         return HttpResponse(status=404)
@@ -78,6 +78,8 @@ def history(request: HttpRequest, chat_id: int) -> HttpResponse:
     older = not request.GET.get("after")
     messages = [browser.bubble(m, request.user.pk) for m in (reversed(page.messages) if older else page.messages)]
     context = {"chat_id": chat_id, "messages": messages, "next_before": page.next_before if older else None}
+    if not older:
+        context["next_after"] = page.next_after  # more came after these: the page asks again from there
     return render(request, "messaging/partials/_messages_page.html", context)
 
 

@@ -197,7 +197,9 @@ def test_an_empty_chat_catches_up_after_a_reconnect(app_server, friends_with_cha
     assert errors == []
 
 
-def test_after_a_reconnect_missed_messages_take_their_place_before_newer_ones(app_server, friends_with_chat, settings):
+def test_after_a_reconnect_missed_messages_take_their_place_before_unsent_and_newer_ones(
+    app_server, friends_with_chat, settings
+):
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
@@ -209,8 +211,6 @@ def test_after_a_reconnect_missed_messages_take_their_place_before_newer_ones(ap
         browser = _launch(playwright)
         page = _alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble.theirs")).to_have_count(1)
-        held = []
-        page.route("**/messages/?after=*", lambda route: held.append(route))  # the page's own catch-up, held
 
         app_server.stop()
         _in_a_thread(
@@ -221,18 +221,11 @@ def test_after_a_reconnect_missed_messages_take_their_place_before_newer_ones(ap
         page.get_by_label("Message").press("Enter")
         expect(page.locator(".bubble.failed")).to_be_visible()
         app_server.start()
-        for _ in range(200):
-            if held:
-                break
-            page.wait_for_timeout(100)
-        assert held, "the page never caught up"
+        expect(page.locator(".bubble.mine:not(.pending):not(.failed)")).to_have_count(1, timeout=20000)
         ben = _bob_in_his_chat(browser, app_server.url)
         ben.get_by_label("Message").fill("live")
         ben.get_by_label("Message").press("Enter")
-        expect(page.locator(".bubble.theirs", has_text="live")).to_have_count(1)
-        held[0].continue_()
 
-        expect(page.locator(".bubble.mine:not(.pending):not(.failed)")).to_have_count(1)
         expect(page.locator(".bubble")).to_have_count(4)
         live = _texts(page)
         page.reload()
@@ -266,5 +259,48 @@ def test_seen_shows_only_while_the_other_has_read_the_newest_message(app_server,
         expect(ann.locator(".read-state")).to_be_hidden()
         ben.locator(".chat-row").click()  # bob reads m2
         expect(ann.locator(".read-state")).to_be_visible()
+        browser.close()
+    assert errors == []
+
+
+def test_after_a_long_outage_the_page_fetches_every_message_it_missed_in_order(app_server, friends_with_chat, settings):
+    from messaging import services as messaging_services
+
+    alice, bob, chat = friends_with_chat
+    _with_a_password_the_server_knows(settings, alice)
+    _with_a_password_the_server_knows(settings, bob)
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}
+    _in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="m0", client_id="b0"))
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = _alice_in_her_chat(browser, app_server.url, errors)
+        expect(page.locator(".bubble.theirs")).to_have_count(1)
+        held = []
+        page.route("**/messages/?after=*", lambda route: held.append(route))
+
+        app_server.stop()
+        # More than a join's answer brings (100): the page fetches the rest itself.
+        _in_a_thread(
+            lambda: [
+                messaging_services.send_message(sender=bob, chat_id=chat.pk, text=f"missed {n}", client_id=f"m{n}")
+                for n in range(130)
+            ]
+        )
+        app_server.start()
+        expect(page.locator(".bubble")).to_have_count(101, timeout=20000)
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the rest was never asked for"
+        ben = _bob_in_his_chat(browser, app_server.url)
+        ben.get_by_label("Message").fill("live")  # arrives while the rest is on its way
+        ben.get_by_label("Message").press("Enter")
+        expect(page.locator(".bubble").last).to_contain_text("live")
+        held[0].continue_()
+
+        expect(page.locator(".bubble")).to_have_count(132)
+        assert _texts(page) == ["m0", *(f"missed {n}" for n in range(130)), "live"]
         browser.close()
     assert errors == []

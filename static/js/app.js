@@ -89,6 +89,12 @@
         if (spec.startsWith("beforeend:#messages-") && targets.length) {
           const unsent = $(".bubble.pending, .bubble.failed", targets[0]);
           if (unsent) fragment.setAttribute("hx-swap-oob", "beforebegin:#" + unsent.id);
+          // A join's answer that could not bring every message missed: the rest, once this is in place.
+          const more = $("template.more-after", fragment);
+          if (more) {
+            more.remove();
+            setTimeout(() => fetchTheRest(Number(targets[0].id.replace("messages-", "")), more.dataset.after));
+          }
         }
         // A message already on the page (caught up, or sent over HTTP) is not added twice; a fragment
         // that replaces it where it is (a moderator removed it) goes through.
@@ -175,39 +181,36 @@
     }
   }
 
-  // --- After a reconnect: fetch what was missed --------------------------------------
-  async function catchUp() {
-    const current = currentPane();
-    if (current) {
-      const list = messagesOf(current.chatId);
-      // Missed messages go right after the newest one the page had, in order: before anything that
-      // arrives while they are fetched, and before this page's own bubbles still being sent.
-      const last = newestShown(current.chatId);
-      let previousId = last ? last.id : null;
-      let after = last ? last.dataset.messageId : ""; // "": an empty chat catches up from its start
-      for (let guard = 0; guard < 50 && after !== null; guard++) {
-        const query = after ? `?after=${encodeURIComponent(after)}` : "";
-        const response = await fetch(`/chats/${current.chatId}/messages/${query}`, {
-          headers: { "HX-Request": "true" }, credentials: "same-origin",
-        });
-        if (!response.ok) break;
-        const holder = document.createElement("div");
-        holder.innerHTML = await response.text();
-        const fresh = $$(".bubble[data-message-id]", holder);
-        fresh.forEach((bubble) => {
-          if (!document.getElementById(bubble.id)) {
-            const previous = previousId && document.getElementById(previousId);
-            if (previous && previous.parentElement === list) previous.after(bubble);
-            else list.prepend(bubble);
-          }
-          previousId = bubble.id;
-        });
-        localTimes(list);
-        // Pages of 100 after a message; an empty chat's first page is its newest, and all it needs.
-        after = after && fresh.length >= 100 ? fresh[fresh.length - 1].dataset.messageId : null;
-      }
-      scrollToBottom(current.chatId);
+  // --- Catching up: what no event brought -----------------------------------------------
+  // A join's answer brings the messages after the newest one the page showed, up to a page; past that it
+  // says where the rest begins, and the rest is fetched here, page by page, each message put right after
+  // the one before it: before anything that arrives meanwhile, and before bubbles still being sent.
+  async function fetchTheRest(chatId, after) {
+    const list = messagesOf(chatId);
+    let previousId = "msg-" + after;
+    for (let guard = 0; guard < 50 && after && list; guard++) {
+      const response = await fetch(`/chats/${chatId}/messages/?after=${encodeURIComponent(after)}`, {
+        headers: { "HX-Request": "true" }, credentials: "same-origin",
+      });
+      if (!response.ok) break;
+      const holder = document.createElement("div");
+      holder.innerHTML = await response.text();
+      $$(".bubble[data-message-id]", holder).forEach((bubble) => {
+        if (!document.getElementById(bubble.id)) {
+          const previous = document.getElementById(previousId);
+          if (previous && previous.parentElement === list) previous.after(bubble);
+          else list.insertBefore(bubble, $(".bubble.pending, .bubble.failed", list)); // (null: at the end)
+        }
+        previousId = bubble.id;
+      });
+      localTimes(list);
+      const more = $("template.more-after", holder);
+      after = more ? more.dataset.after : null;
     }
+  }
+
+  // After a reconnect: the sidebar anew (the chat on screen catches up with its join).
+  function catchUp() {
     if ($("#chat-list")) {
       htmx.ajax("GET", window.location.pathname, { target: "#chat-list", select: "#chat-list", swap: "outerHTML" });
     }
