@@ -28,7 +28,7 @@ class FriendOverview:
 def friend_overview(user: User, friend_ids: set[int] | None = None) -> list[FriendOverview]:
     """Most recent chat activity first (only these friends, if given). A fixed number of queries, whatever
     the number of friends."""
-    entries = [e for e in friend_list(user) if friend_ids is None or e.user.pk in friend_ids]
+    entries = friend_list(user, only=friend_ids)
     chats = {s.chat.pk: s for s in chat_summaries(user, [e.chat_id for e in entries if e.chat_id])}
     online = online_among_or_none(e.user.pk for e in entries)
     overview = []

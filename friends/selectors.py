@@ -86,9 +86,11 @@ class FriendEntry:
     last_activity_at: Any
 
 
-def friend_list(user: User) -> list[FriendEntry]:
-    """The user's friends, most recent chat activity first."""
+def friend_list(user: User, only: set[int] | None = None) -> list[FriendEntry]:
+    """The user's friends (those of them whose ids are in `only`, if given), most recent chat activity first."""
     info = friends_info(user.pk)
+    if only is not None:
+        info = {friend_id: entry for friend_id, entry in info.items() if friend_id in only}
     users = {u.pk: u for u in User.objects.filter(pk__in=info.keys(), is_active=True)}
     activity = dict(
         Chat.objects.filter(pk__in=[e["chat_id"] for e in info.values() if e["chat_id"]]).values_list(

@@ -684,12 +684,13 @@ def remove_message(*, message_id: str, moderator: User) -> StoredMessage:
     before = message_store().get(message_id)
     if before is None:
         raise NotFoundError("No such message.")
+    if before.image_url:
+        # Hidden everywhere, and no longer served at its address to whoever kept the link. Also when removed
+        # already: a message removed before images were deleted with it still had its image.
+        transaction.on_commit(lambda: delete_message_image(before.image_url))
     if before.is_deleted:
         return before  # already removed: nothing new to tell anyone
     message = message_store().soft_delete(message_id, deleted_by=moderator.pk)
-    if before.image_url:
-        # Hidden everywhere now, and no longer served at its address to whoever kept the link.
-        transaction.on_commit(lambda: delete_message_image(before.image_url))
     publish_to_chat(message.chat_id, events.message_deleted_frame(message))
     latest = message_store().latest(message.chat_id)
     _publish_chat_updates({message.chat_id: latest}, sender_known=False)

@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover - requirements-dev installs it
     expect = sync_playwright = None
 
 
-def _launch(playwright):
+def launch(playwright):
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM),
         headless=True,
@@ -22,14 +22,14 @@ def _launch(playwright):
     )
 
 
-def _with_a_password_the_server_knows(settings, user) -> None:
+def with_a_password_the_server_knows(settings, user) -> None:
     """The server process hashes as production does; the tests' fast hasher is unknown to it."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
     user.set_password(PASSWORD)
     user.save(update_fields=["password"])
 
 
-def _log_in(page, url: str, username: str) -> None:
+def log_in(page, url: str, username: str) -> None:
     page.goto(url + "/accounts/login/")
     page.get_by_label("Username, email or phone").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
@@ -37,15 +37,15 @@ def _log_in(page, url: str, username: str) -> None:
     expect(page.get_by_text("Pick a chat")).to_be_visible()
 
 
-def _alice_in_her_chat(browser, url: str, errors: list[str]):
+def alice_in_her_chat(browser, url: str, errors: list[str]):
     page = browser.new_context().new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
-    _log_in(page, url, "alice")
+    log_in(page, url, "alice")
     page.locator(".chat-row").click()
     return page
 
 
-def _in_a_thread(function):
+def in_a_thread(function):
     """Run database work beside Playwright's event loop (Django refuses it on that thread)."""
     import threading
 
@@ -56,7 +56,7 @@ def _in_a_thread(function):
     return outcome.get("value")
 
 
-def _bob_wrote_a_long_chat(settings, bob, chat, count: int = 45) -> None:
+def bob_wrote_a_long_chat(settings, bob, chat, count: int = 45) -> None:
     """`count` messages from bob ("old 0" first), more than the 30 a page shows."""
     from messaging import services as messaging_services
 

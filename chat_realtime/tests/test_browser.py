@@ -17,14 +17,14 @@ from PIL import Image
 
 from chat_realtime.tests.browser import (
     PASSWORD,
-    _alice_in_her_chat,
-    _bob_wrote_a_long_chat,
-    _in_a_thread,
-    _launch,
-    _log_in,
-    _with_a_password_the_server_knows,
+    alice_in_her_chat,
+    bob_wrote_a_long_chat,
     expect,
+    in_a_thread,
+    launch,
+    log_in,
     sync_playwright,
+    with_a_password_the_server_knows,
 )
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -66,7 +66,7 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
     picture.write_bytes(buffer.getvalue())
 
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         ann = _person(browser, live_server_url, errors)
         ben = _person(browser, live_server_url, errors)
         _sign_up(ann, "ann", "+15550100001")
@@ -158,18 +158,18 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, alice)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        page = alice_in_her_chat(browser, app_server.url, errors)
         page.get_by_label("Message").fill("before the outage")
         page.get_by_label("Message").press("Enter")
         expect(page.locator(".bubble.mine:not(.pending)")).to_have_count(1)
 
         # The server goes away; meanwhile bob writes (through another worker, say).
         app_server.stop()
-        _in_a_thread(
+        in_a_thread(
             lambda: messaging_services.send_message(
                 sender=bob, chat_id=chat.pk, text="while you were away", client_id="b1"
             )
@@ -189,7 +189,7 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
         expect(page.locator(".bubble")).to_have_count(3)
         browser.close()
 
-    stored = _in_a_thread(
+    stored = in_a_thread(
         lambda: [
             m.text for m in reversed(messaging_services.message_store().page_before(chat.pk, before=None, limit=10))
         ]
@@ -199,14 +199,13 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
 
 
 def test_a_long_chat_loads_older_messages_and_refusals_are_shown(app_server, friends_with_chat, settings):
-
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
-    _bob_wrote_a_long_chat(settings, bob, chat)
+    with_a_password_the_server_knows(settings, alice)
+    bob_wrote_a_long_chat(settings, bob, chat)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble")).to_have_count(30)
 
         page.locator(".history").evaluate("history => history.scrollTop = 0")
@@ -237,7 +236,7 @@ def carol_wrote_alice_last(friends_with_chat, make_user, befriend, settings):
     carol = make_user(username="carol")
     carols_chat = befriend(alice, carol)
     for person in (alice, bob):
-        _with_a_password_the_server_knows(settings, person)
+        with_a_password_the_server_knows(settings, person)
     messaging_services.send_message(sender=carol, chat_id=carols_chat.pk, text="c1", client_id="c1")
     return chat
 
@@ -247,9 +246,9 @@ def _alice_and_bob(browser, url: str, errors: list[str]):
     ann = browser.new_context().new_page()
     ann.on("pageerror", lambda error: errors.append(str(error)))
     ann.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    _log_in(ann, url, "alice")
+    log_in(ann, url, "alice")
     ben = browser.new_context().new_page()
-    _log_in(ben, url, "bob")
+    log_in(ben, url, "bob")
     ben.locator(".chat-row").click()
     expect(ann.locator(".chat-row").first).to_contain_text("c1")
     return ann, ben
@@ -293,7 +292,7 @@ def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with
     meanwhile (as it does after a reconnect) may have put another row above it: the row goes up again."""
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         ann, ben = _alice_and_bob(browser, app_server.url, errors)
 
         held = _hold_answers(ann, "chat-list")
@@ -323,7 +322,7 @@ def test_a_chat_row_whose_link_is_loading_moves_up_with_the_new_message_rather_t
     chat = carol_wrote_alice_last
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         ann, ben = _alice_and_bob(browser, app_server.url, errors)
         bobs_row = ann.locator(f'.chat-row[data-chat-id="{chat.pk}"]')
         # And a copy of it above it, as a list fetched meanwhile may leave one: the row kept is the one clicked.

@@ -7,14 +7,14 @@ import pytest
 
 from chat_realtime.tests.browser import (
     PASSWORD,
-    _alice_in_her_chat,
-    _bob_wrote_a_long_chat,
-    _in_a_thread,
-    _launch,
-    _log_in,
-    _with_a_password_the_server_knows,
+    alice_in_her_chat,
+    bob_wrote_a_long_chat,
     expect,
+    in_a_thread,
+    launch,
+    log_in,
     sync_playwright,
+    with_a_password_the_server_knows,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def _bob_in_his_chat(browser, url: str):
     ben = browser.new_context().new_page()
-    _log_in(ben, url, "bob")
+    log_in(ben, url, "bob")
     ben.locator(".chat-row").click()
     expect(ben.get_by_label("Message")).to_be_visible()
     return ben
@@ -34,14 +34,14 @@ def test_a_message_a_moderator_removes_turns_into_message_removed_on_open_pages(
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, alice)
     moderator = make_user(username="mod", is_staff=True, is_superuser=True)
-    _with_a_password_the_server_knows(settings, moderator)
+    with_a_password_the_server_knows(settings, moderator)
     sent = messaging_services.send_message(sender=bob, chat_id=chat.pk, text="something nasty", client_id="b1")
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble.theirs", has_text="something nasty")).to_have_count(1)
 
         admin = browser.new_context().new_page()
@@ -62,16 +62,15 @@ def test_a_message_a_moderator_removes_turns_into_message_removed_on_open_pages(
 
 
 def test_a_message_that_arrives_while_older_ones_load_is_shown(app_server, friends_with_chat, settings):
-
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
-    _with_a_password_the_server_knows(settings, bob)
-    _bob_wrote_a_long_chat(settings, bob, chat)
+    with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, bob)
+    bob_wrote_a_long_chat(settings, bob, chat)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         ben = _bob_in_his_chat(browser, app_server.url)
-        page = _alice_in_her_chat(browser, app_server.url, errors)
+        page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble")).to_have_count(30)
         held = []
         page.route("**/messages/?before=*", lambda route: held.append(route))
@@ -96,12 +95,12 @@ def test_a_message_that_arrives_while_older_ones_load_is_shown(app_server, frien
 
 def test_the_typing_line_fades_a_few_seconds_after_the_last_keystroke(app_server, friends_with_chat, settings):
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
-    _with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, bob)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        ann = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        ann = alice_in_her_chat(browser, app_server.url, errors)
         ben = _bob_in_his_chat(browser, app_server.url)
         ben.get_by_label("Message").type("wait")
 
@@ -115,13 +114,13 @@ def test_a_refused_message_keeps_its_text_beside_the_reason(app_server, friends_
     from friends import services as friend_services
 
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, alice)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.get_by_label("Message")).to_be_visible()
-        _in_a_thread(lambda: friend_services.unfriend(user=bob, friend_id=alice.pk))
+        in_a_thread(lambda: friend_services.unfriend(user=bob, friend_id=alice.pk))
 
         page.get_by_label("Message").fill("hello there")
         page.get_by_label("Message").press("Enter")
@@ -138,15 +137,15 @@ def _texts(page) -> list[str]:
 
 def test_a_message_sent_while_the_chat_is_opening_is_shown_not_lost(app_server, friends_with_chat, settings):
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
-    _with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, bob)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         ben = _bob_in_his_chat(browser, app_server.url)
         ann = browser.new_context().new_page()
         ann.on("pageerror", lambda error: errors.append(str(error)))
-        _log_in(ann, app_server.url, "alice")
+        log_in(ann, app_server.url, "alice")
         held = []
         # The pane is drawn by the server now; its answer is held on the way, and bob writes meanwhile.
         ann.route(
@@ -179,15 +178,15 @@ def test_an_empty_chat_catches_up_after_a_reconnect(app_server, friends_with_cha
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, alice)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.get_by_label("Message")).to_be_visible()
 
         app_server.stop()
-        _in_a_thread(
+        in_a_thread(
             lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="first ever", client_id="b1")
         )
         app_server.start()
@@ -203,19 +202,17 @@ def test_after_a_reconnect_missed_messages_take_their_place_before_unsent_and_ne
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
-    _with_a_password_the_server_knows(settings, bob)
-    _in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="m0", client_id="b0"))
+    with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, bob)
+    in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="m0", client_id="b0"))
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble.theirs")).to_have_count(1)
 
         app_server.stop()
-        _in_a_thread(
-            lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="missed", client_id="b1")
-        )
+        in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="missed", client_id="b1"))
         # alice writes meanwhile: it cannot go out now, and is stored once the page is back.
         page.get_by_label("Message").fill("mine, unsent")
         page.get_by_label("Message").press("Enter")
@@ -237,12 +234,12 @@ def test_after_a_reconnect_missed_messages_take_their_place_before_unsent_and_ne
 
 def test_seen_shows_only_while_the_other_has_read_the_newest_message(app_server, friends_with_chat, settings):
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
-    _with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, bob)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        ann = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        ann = alice_in_her_chat(browser, app_server.url, errors)
         ben = _bob_in_his_chat(browser, app_server.url)
         ann.get_by_label("Message").fill("m1")
         ann.get_by_label("Message").press("Enter")
@@ -267,21 +264,21 @@ def test_after_a_long_outage_the_page_fetches_every_message_it_missed_in_order(a
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    _with_a_password_the_server_knows(settings, alice)
-    _with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice)
+    with_a_password_the_server_knows(settings, bob)
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}
-    _in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="m0", client_id="b0"))
+    in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="m0", client_id="b0"))
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = _alice_in_her_chat(browser, app_server.url, errors)
+        browser = launch(playwright)
+        page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble.theirs")).to_have_count(1)
         held = []
         page.route("**/messages/?after=*", lambda route: held.append(route))
 
         app_server.stop()
         # More than a join's answer brings (100): the page fetches the rest itself.
-        _in_a_thread(
+        in_a_thread(
             lambda: [
                 messaging_services.send_message(sender=bob, chat_id=chat.pk, text=f"missed {n}", client_id=f"m{n}")
                 for n in range(130)

@@ -10,6 +10,7 @@ from accounts.models import Report, User
 from chat_realtime.tests.sockets import ask, drain, of_type, open_socket
 from conftest import PASSWORD
 from messaging import services
+from messaging.store import message_store
 
 
 @pytest.fixture
@@ -283,6 +284,10 @@ def test_removing_an_image_message_deletes_its_image(friends_with_chat, make_use
 
     # Its URL serves nothing more, to whoever kept the link; the chat's other image stays.
     assert not stored(removed) and stored(kept)
+    # One removed before images went with their message: removing it again deletes its image.
+    message_store().soft_delete(kept.id, deleted_by=alice.pk)
+    services.remove_message(message_id=kept.id, moderator=make_user(username="mod2", is_staff=True))
+    assert not stored(kept)
 
 
 def test_a_moderator_cannot_delete_staff_or_give_a_group_more_permissions(client, make_user):

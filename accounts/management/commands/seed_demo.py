@@ -459,10 +459,8 @@ class Command(BaseCommand):
                 chat_id=chat_id, sender_id=sender.pk, text=planned.text, image_url="", client_id=planned.client_id
             )
             if created:
-                dated = chat_id in had_history or _backdate(
-                    store, message.id, now - timedelta(seconds=planned.seconds_ago)
-                )
-                if not dated:
+                backdate_to = now - timedelta(seconds=planned.seconds_ago)
+                if chat_id not in had_history and not _backdate(store, message.id, backdate_to):
                     undated += 1
                 # The service's retry path: finds the stored message, checks the sender may write
                 # in this chat, records it on the SQL side; no flood limit (not a new send), no events.
