@@ -44,9 +44,10 @@ def _generation_key(user_id: int) -> str:
 
 def cached_friend_ids(user_id: int, load: Callable[[], set[int]]) -> set[int]:
     def read(redis) -> set[int] | None:
-        if not redis.exists(friends_key(user_id)):
-            return None
-        return {int(member) for member in redis.smembers(friends_key(user_id)) if int(member) != 0}
+        # One read: the 0 marker keeps a cached set from ever being empty, so empty means missing (asking
+        # EXISTS first would read an expiry or invalidation between the two as "no friends").
+        members = redis.smembers(friends_key(user_id))
+        return {int(member) for member in members if int(member) != 0} if members else None
 
     def write(pipe, ids: set[int]) -> None:
         # A set cannot be empty in Redis: 0 (no user has it) marks "no friends".
@@ -58,10 +59,8 @@ def cached_friend_ids(user_id: int, load: Callable[[], set[int]]) -> set[int]:
 
 def cached_friends_info(user_id: int, load: Callable[[], dict[int, dict[str, Any]]]) -> dict[int, dict[str, Any]]:
     def read(redis) -> dict[int, dict[str, Any]] | None:
-        if not redis.exists(friends_info_key(user_id)):
-            return None
-        raw = redis.hgetall(friends_info_key(user_id))
-        return {int(k): json.loads(v) for k, v in raw.items() if int(k) != 0}
+        raw = redis.hgetall(friends_info_key(user_id))  # one read, as above: the "0" marker keeps it non-empty
+        return {int(k): json.loads(v) for k, v in raw.items() if int(k) != 0} if raw else None
 
     def write(pipe, info: dict[int, dict[str, Any]]) -> None:
         mapping = {str(k): json.dumps(v) for k, v in info.items()} or {"0": "{}"}

@@ -113,3 +113,29 @@ def test_with_redis_down_friendships_still_change(user, bob, redis_down, django_
         services.accept_friend_request(receiver=bob, requester_id=user.pk)
 
     assert selectors.friend_ids(user.pk) == {bob.pk}
+
+
+@pytest.mark.parametrize("read", ["friend_ids", "friends_info"])
+def test_a_key_that_expires_between_two_reads_is_not_taken_for_no_friends(user, bob, befriend, monkeypatch, read):
+    befriend(user, bob)
+    getattr(selectors, read)(user.pk)  # cached now
+    redis = shared_redis.connection()
+
+    class ExpiresAfterEachRead:
+        """The key expires (or another worker drops it) right after any read of it."""
+
+        def __getattr__(self, name):
+            command = getattr(redis, name)
+            if name not in ("exists", "smembers", "hgetall"):
+                return command
+
+            def read_then_expire(*keys):
+                answer = command(*keys)
+                redis.delete(*keys)
+                return answer
+
+            return read_then_expire
+
+    monkeypatch.setattr(shared_redis, "connection", lambda: ExpiresAfterEachRead())
+
+    assert set(getattr(selectors, read)(user.pk)) == {bob.pk}
