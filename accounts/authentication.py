@@ -14,7 +14,8 @@ from accounts.models import User
 
 
 class AccessTokenAuthentication(JWTAuthentication):
-    """simplejwt's `JWTAuthentication`, the same checks and errors; only the user is read otherwise.
+    """simplejwt's `JWTAuthentication`, the same checks; the user is read otherwise, and its errors carry the
+    codes the API documents.
 
     simplejwt reads the token's user with `User.objects.get`, on every API
     request and websocket connect, and building that query took twice as long
@@ -29,10 +30,12 @@ class AccessTokenAuthentication(JWTAuthentication):
         except (KeyError, TypeError, ValueError, OverflowError) as error:  # OverflowError: an infinite number
             raise InvalidToken(_("Token contained no recognizable user identification")) from error
         user = User.objects.by_id(user_id)
+        # The codes of docs/api.md (simplejwt's own are user_not_found and user_inactive): a client refreshes
+        # or logs in again on token_not_valid, and tells a banned person so on account_inactive.
         if user is None:
-            raise AuthenticationFailed(_("User not found"), code="user_not_found")
+            raise AuthenticationFailed(_("The token's account no longer exists."), code="token_not_valid")
         if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
-            raise AuthenticationFailed(_("User is inactive"), code="user_inactive")
+            raise AuthenticationFailed(_("This account is deactivated."), code="account_inactive")
         if api_settings.CHECK_REVOKE_TOKEN and validated_token.get(
             api_settings.REVOKE_TOKEN_CLAIM
         ) != get_md5_hash_password(user.password):

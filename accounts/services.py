@@ -69,6 +69,9 @@ def _email_errors(email: str, *, exclude: User | None = None) -> list[str]:
         validate_email(email)
     except ValidationError:
         return ["Enter a valid email address."]
+    longest = User._meta.get_field("email").max_length
+    if len(email) > longest:  # the standard allows longer addresses than the column holds
+        return [f"An email address is at most {longest} characters."]
     taken = User.objects.filter(email__iexact=email)
     if exclude is not None:
         taken = taken.exclude(pk=exclude.pk)

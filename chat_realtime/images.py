@@ -79,12 +79,23 @@ def avatar_file(upload, *, field: str = "avatar") -> ContentFile:
     has_alpha = image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info)
     out = io.BytesIO()
     if has_alpha:
-        image.convert("RGBA").save(out, format="PNG", optimize=True)
+        _bare(image.convert("RGBA")).save(out, format="PNG", optimize=True)
         extension = "png"
     else:
-        image.convert("RGB").save(out, format="JPEG", quality=88, optimize=True)
+        _bare(image.convert("RGB")).save(out, format="JPEG", quality=88, optimize=True)
         extension = "jpg"
     return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.{extension}")
+
+
+# What a file says about how to show its pixels, kept through re-encoding; anything else in it is not.
+RENDERING_INFO = ("transparency", "icc_profile", "gamma")
+
+
+def _bare(image: Image.Image) -> Image.Image:
+    """The image without what its file said beside the pixels: Pillow writes some of `info` back out when
+    it saves (a JPEG's comment, a PNG's text), and that is what re-encoding is meant to drop."""
+    image.info = {key: value for key, value in image.info.items() if key in RENDERING_INFO}
+    return image
 
 
 MESSAGE_IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
@@ -102,9 +113,9 @@ def message_image_url(upload, *, chat_id: int, field: str = "image") -> str:
         image = ImageOps.exif_transpose(decoded.image)
         out = io.BytesIO()
         if decoded.format == "JPEG":
-            image.convert("RGB").save(out, format="JPEG", quality=90, optimize=True)
+            _bare(image.convert("RGB")).save(out, format="JPEG", quality=90, optimize=True)
         else:
-            image.save(out, format="PNG", optimize=True)
+            _bare(image).save(out, format="PNG", optimize=True)
         data = out.getvalue()
     else:
         upload.seek(0)

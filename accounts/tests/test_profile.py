@@ -67,6 +67,31 @@ def test_the_avatar_is_reencoded_without_its_metadata(auth_client, user):
         assert b"SpyCam" not in stored.read()
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF"])
+def test_the_avatar_keeps_no_comment_of_its_file(auth_client, user, fmt):
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(out, format=fmt, comment=b"home 48.8584N 2.2945E")
+
+    auth_client.patch("/api/me", {"avatar": upload(out.getvalue(), f"a.{fmt.lower()}", f"image/{fmt.lower()}")})
+
+    user.refresh_from_db()
+    with user.avatar.open("rb") as stored:
+        assert b"48.8584N" not in stored.read()
+
+
+def test_a_transparent_palette_avatar_keeps_its_transparency(auth_client, user):
+    image = Image.new("P", (40, 30))
+    image.info["transparency"] = 0
+    out = io.BytesIO()
+    image.save(out, format="PNG", transparency=0)
+
+    auth_client.patch("/api/me", {"avatar": upload(out.getvalue(), "a.png", "image/png")})
+
+    user.refresh_from_db()
+    with user.avatar.open("rb") as stored:
+        assert Image.open(stored).convert("RGBA").getpixel((0, 0))[3] == 0
+
+
 @pytest.mark.parametrize(
     ("data", "name"),
     [

@@ -93,6 +93,17 @@ def test_register_refuses_malformed_json_with_a_clear_error(api_client):
 
 
 @pytest.mark.django_db
+def test_an_email_longer_than_the_column_holds_is_refused(api_client):
+    email = "a" * 60 + "@" + ".".join(["b" * 60] * 4) + ".com"  # valid by the standard's limits, 309 characters
+
+    response = api_client.post(REGISTER, payload(email=email), format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["email"] == ["An email address is at most 254 characters."]
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("depth", [900, 100_000])
 def test_deeply_nested_json_is_refused_with_400_not_a_server_error(api_client, depth):
     # Past a few hundred levels a recursive walk ran out of stack; past some ten thousand the json module does.

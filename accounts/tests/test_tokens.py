@@ -85,6 +85,17 @@ def test_refresh_refuses_the_token_of_a_deactivated_user(api_client, user, sessi
     assert response.status_code == 401
 
 
+def test_the_access_token_of_a_deactivated_user_is_refused_with_account_inactive(api_client, user, session):
+    user.is_active = False
+    user.save()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {session['access']}")
+
+    response = api_client.get("/api/me")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "account_inactive"
+
+
 def test_logout_revokes_that_refresh_token_only(api_client, user, session):
     other = api_client.post("/api/auth/login", {"login": "alice", "password": PASSWORD}, format="json").json()
 

@@ -116,7 +116,7 @@ def test_the_unexpired_access_token_of_a_deleted_account_is_refused(user):
     response = api.get("/api/me")
 
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "user_not_found"
+    assert response.json()["error"]["code"] == "token_not_valid"
 
 
 def test_a_validly_signed_token_naming_no_user_id_is_refused(user):
@@ -159,7 +159,7 @@ def test_a_validly_signed_token_naming_an_id_no_account_can_have_is_refused(user
     response = api.get("/api/me")
 
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "user_not_found"
+    assert response.json()["error"]["code"] == "token_not_valid"
 
 
 def test_tokens_naming_people_by_another_field_still_authenticate(user, monkeypatch):

@@ -305,6 +305,30 @@ def test_resending_an_image_message_answers_the_stored_one_without_storing_the_i
     assert len(list((settings.MEDIA_ROOT / "messages").rglob("*.*"))) == 1
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_an_image_message_keeps_no_comment_of_its_file_but_its_transparency(
+    alice_bob_chat, media_in_tmp, settings, fmt
+):
+    from PIL import PngImagePlugin
+
+    alice, _, chat = alice_bob_chat
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        Image.new("RGB", (40, 30)).save(out, format="JPEG", comment=b"home 48.8584N 2.2945E")
+    else:
+        text = PngImagePlugin.PngInfo()
+        text.add_text("Comment", "home 48.8584N 2.2945E")
+        Image.new("P", (40, 30)).save(out, format="PNG", pnginfo=text, transparency=0)
+    upload = SimpleUploadedFile(f"p.{fmt.lower()}", out.getvalue(), content_type=f"image/{fmt.lower()}")
+
+    response = client_for(alice).post(f"/api/chats/{chat.pk}/messages", {"image": upload, "client_id": "img-c"})
+
+    stored = (settings.MEDIA_ROOT / response.json()["image_url"].removeprefix(settings.MEDIA_URL)).read_bytes()
+    assert b"48.8584N" not in stored
+    if fmt == "PNG":
+        assert Image.open(io.BytesIO(stored)).convert("RGBA").getpixel((0, 0))[3] == 0
+
+
 def test_an_image_message_may_carry_text(alice_bob_chat, media_in_tmp):
     alice, _, chat = alice_bob_chat
     upload = SimpleUploadedFile("cat.jpg", image_bytes("JPEG"), content_type="image/jpeg")
