@@ -35,5 +35,6 @@ if not settings.STORAGES["default"]["BACKEND"].endswith("CloudinaryStorage"):
         re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
     ]
 
+handler400 = "chat_realtime.errors.bad_request"
 handler404 = "chat_realtime.errors.page_not_found"
 handler500 = "chat_realtime.errors.server_error"

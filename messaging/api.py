@@ -66,8 +66,9 @@ class ChatListApi(APIView):
 class ChatMessagesApi(APIView):
     class HistoryQuery(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=selectors.HISTORY_LIMIT_MAX, default=30)
-        before = serializers.CharField(required=False, max_length=64)
-        after = serializers.CharField(required=False, max_length=64)
+        # Blank is let through to be refused by the selector (DRF would read it as absent).
+        before = serializers.CharField(required=False, allow_blank=True, max_length=64)
+        after = serializers.CharField(required=False, allow_blank=True, max_length=64)
 
     class SendInput(serializers.Serializer):
         text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")

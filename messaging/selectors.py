@@ -71,8 +71,13 @@ class HistoryPage:
 
 
 def history(*, user: User, chat_id: int, before: str | None, after: str | None, limit: int) -> HistoryPage:
-    """A page of a chat's messages. Newest first, or with `after`, oldest first from that id."""
+    """A page of a chat's messages. Newest first, or with `after`, oldest first from that id. A cursor is
+    a message id or None: an empty one is refused rather than read as none (newest first, where a client
+    paging forward expects oldest first)."""
     ensure_participant(user_id=user.pk, chat_id=chat_id)
+    for field, cursor in (("before", before), ("after", after)):
+        if cursor == "":
+            raise ValidationFailed({field: ["This is not a message id."]})
     if before and after:
         raise ValidationFailed({"after": ["Use either before or after, not both."]})
     limit = max(1, min(limit, HISTORY_LIMIT_MAX))

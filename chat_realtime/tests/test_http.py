@@ -149,3 +149,35 @@ def test_a_database_outage_answers_503_in_the_error_shape(auth_client, monkeypat
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "database_unavailable"
     assert response["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("shape", ["big_json", "many_form_fields", "many_multipart_fields", "many_query_fields"])
+def test_a_request_too_large_for_the_api_is_refused_in_the_error_shape(friends_with_chat, shape):
+    from urllib.parse import urlencode
+
+    from rest_framework.test import APIClient
+
+    alice, _, chat = friends_with_chat
+    api = APIClient()
+    api.force_authenticate(alice)
+    url = f"/api/chats/{chat.pk}/messages"
+    fields = {f"f{i}": "1" for i in range(1001)} | {"text": "hi", "client_id": "c1"}
+    if shape == "big_json":
+        response = api.post(url, {"text": "x" * (3 * 1024 * 1024), "client_id": "c1"}, format="json")
+    elif shape == "many_form_fields":
+        response = api.post(url, urlencode(fields), content_type="application/x-www-form-urlencoded")
+    elif shape == "many_multipart_fields":
+        response = api.post(url, fields, format="multipart")
+    else:
+        response = api.get("/api/users/search?" + urlencode(fields))
+
+    expected = ("request_too_large", 413) if shape == "big_json" else ("too_many_fields", 400)
+    assert (response.json()["error"]["code"], response.status_code) == expected
+
+
+def test_a_page_request_too_large_still_gets_a_page(client, make_user):
+    client.force_login(make_user())
+
+    response = client.post("/accounts/settings/", {f"f{i}": "1" for i in range(1001)})
+
+    assert response.status_code == 400 and not response["Content-Type"].startswith("application/json")

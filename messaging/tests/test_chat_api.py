@@ -157,7 +157,16 @@ def test_history_limit_defaults_to_30_and_stops_at_100(alice_bob_chat, unlimited
 
 
 @pytest.mark.parametrize(
-    "params", [{"before": "nope"}, {"after": "-1"}, {"before": "1", "after": "2"}, {"limit": 0}, {"limit": "x"}]
+    "params",
+    [
+        {"before": "nope"},
+        {"after": "-1"},
+        {"before": "1", "after": "2"},
+        {"limit": 0},
+        {"limit": "x"},
+        {"after": ""},  # not "none": a client paging forward would get the newest page, newest first
+        {"before": ""},
+    ],
 )
 def test_a_malformed_history_query_is_refused_with_400(alice_bob_chat, params):
     alice, _, chat = alice_bob_chat
