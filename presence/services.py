@@ -42,13 +42,18 @@ if before == 0 then return 1 end
 return 0
 """
 
-# KEYS: presence zset, online_users. ARGV: now, connection id (or ''), user id.
-# Returns 1 when this call took the user offline (their last live connection went).
+# KEYS: presence zset, online_users. ARGV: now, connection id (or '' for the sweep), user id.
+# Returns 1 when this call took the user offline: their last live connection went. A connection that
+# closes leaving none does so even when online_users no longer had them (Redis lost its data since they
+# connected, and the heartbeat has not put it back yet): their friends still show them online. The sweep
+# announces only those it finds in online_users.
 _DISCONNECT = """
 if ARGV[2] ~= '' then redis.call('ZREM', KEYS[1], ARGV[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) == 0 then
-  return redis.call('SREM', KEYS[2], ARGV[3])
+  local was_online = redis.call('SREM', KEYS[2], ARGV[3])
+  if ARGV[2] ~= '' then return 1 end
+  return was_online
 end
 return 0
 """

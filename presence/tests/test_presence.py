@@ -213,6 +213,24 @@ async def test_presence_rebuilds_on_the_next_heartbeat_after_redis_is_flushed(tr
     await close(alice_tab, bob_tab)
 
 
+async def test_closing_the_last_tab_after_redis_lost_its_data_still_tells_friends(trio, settings):
+    alice, bob, _ = trio
+    settings.PRESENCE_HEARTBEAT_SECONDS = 10  # no heartbeat puts the data back meanwhile
+    alice_tab, bob_tab = await open_socket(alice), await open_socket(bob)
+    await drain(alice_tab)
+
+    def lose_the_data():
+        redis = shared_redis.connection()
+        redis.delete(online_users_key(), connections_key(alice.pk), connections_key(bob.pk))
+
+    await sync_to_async(lose_the_data)()
+    await bob_tab.disconnect()
+
+    assert [f["type"] for f in presence_frames(await drain(alice_tab))] == ["user_offline"]
+    assert await last_seen(bob) is not None
+    await close(alice_tab)
+
+
 async def test_two_workers_share_presence_through_redis(trio, settings):
     """Bob's tabs on two workers (two channel layers on one Redis), alice on a third."""
     if not reaches_other_processes(settings.CHANNEL_LAYERS["default"]):
@@ -223,13 +241,13 @@ async def test_two_workers_share_presence_through_redis(trio, settings):
     from chat_realtime.consumers import RealtimeConsumer
     from chat_realtime.websocket_guards import AccessTokenAuthMiddleware
 
+    class OnWorker2(RealtimeConsumer):
+        # A class attribute: Channels' consumers ignore the keyword arguments of as_asgi().
+        channel_layer_alias = "worker2"
+
     settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, "worker2": settings.CHANNEL_LAYERS["default"]}
     worker2 = ProtocolTypeRouter(
-        {
-            "websocket": AccessTokenAuthMiddleware(
-                URLRouter([path("ws/", RealtimeConsumer.as_asgi(channel_layer_alias="worker2"))])
-            )
-        }
+        {"websocket": AccessTokenAuthMiddleware(URLRouter([path("ws/", OnWorker2.as_asgi())]))}
     )
     alice, bob, _ = trio
     alice_tab = await open_socket(alice)
