@@ -472,7 +472,15 @@ class TaggedShardConnection(RedisSingleShardConnection):
     async def unsubscribe(self, channel: str) -> None:
         self._joined.pop(channel, None)
         self._doubt(channel)
-        await super().unsubscribe(channel)
+        try:
+            await super().unsubscribe(channel)
+        finally:
+            # Forgotten whatever became of the command: redis-py keeps a channel until Redis confirms the
+            # UNSUBSCRIBE, and subscribes again to all it keeps when it reconnects. Sent into a connection
+            # that just died (or refused with Redis away), it would come back, and stay, unwanted.
+            self._subscribed_to.discard(channel)
+            if self._pubsub is not None:
+                self._pubsub.channels.pop(channel.encode(), None)  # redis-py keeps the names encoded
 
     async def announce_member(self, group_channel: str) -> None:
         """Returns once the other workers know this one subscribes to `group_channel`."""

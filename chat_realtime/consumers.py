@@ -173,9 +173,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         user_id, self.user_id = self.user_id, None
         heartbeats().discard(self.channel_name)
-        for group in list(self.groups_joined):
-            await self.leave_group(group)
-        await database_sync_to_async(presence.disconnect)(user_id=user_id, connection_id=self.channel_name)
+        try:
+            for group in list(self.groups_joined):
+                try:
+                    await self.leave_group(group)
+                except Exception:
+                    # The layer's Redis away, say: each group is left all the same, and presence let go of.
+                    logger.warning("socket of user %s could not leave %s", user_id, group, exc_info=True)
+        finally:
+            await database_sync_to_async(presence.disconnect)(user_id=user_id, connection_id=self.channel_name)
 
     def credentials_expired(self) -> bool:
         expires_at = self.scope.get("token_expires_at")
