@@ -52,7 +52,15 @@ class RegisterApi(APIView):
         phone_number = serializers.CharField(required=False, default="", allow_blank=True)
         password = serializers.CharField(required=False, default="", allow_blank=True, trim_whitespace=False)
 
-    @extend_schema(request=RegisterInput, responses={201: SessionSerializer}, auth=[])
+    class RegisterBody(serializers.Serializer):
+        """What the schema says a sign-up needs: every field (RegisterInput takes them all, to refuse at once)."""
+
+        username = serializers.CharField(help_text="3 to 30 letters, digits, underscores or dots.")
+        email = serializers.EmailField()
+        phone_number = serializers.CharField(help_text="9 to 15 digits, optionally starting with +.")
+        password = serializers.CharField(trim_whitespace=False)
+
+    @extend_schema(request=RegisterBody, responses={201: SessionSerializer}, auth=[])
     def post(self, request: Request) -> Response:
         data = _valid(self.RegisterInput, request)
         user = services.register_user(**data, client_ip=client_ip(request))

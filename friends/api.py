@@ -60,7 +60,10 @@ class PageQuery(serializers.Serializer):
     page_size = serializers.IntegerField(min_value=1, default=20)
 
 
-def _page_output(result_serializer: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
+def _page_output(
+    result_serializer: type[serializers.Serializer], name: str, **more: serializers.Field
+) -> type[serializers.Serializer]:
+    """The schema of a page of results (and of `more` fields that come with it)."""
     return type(
         name,
         (serializers.Serializer,),
@@ -69,6 +72,7 @@ def _page_output(result_serializer: type[serializers.Serializer], name: str) -> 
             "count": serializers.IntegerField(),
             "page": serializers.IntegerField(),
             "pages": serializers.IntegerField(),
+            **more,
         },
     )
 
@@ -184,7 +188,11 @@ class NotificationListApi(APIView):
     class NotificationQuery(PageQuery):
         unread = serializers.BooleanField(default=False)
 
-    NotificationPage = _page_output(NotificationSerializer, "NotificationPage")
+    NotificationPage = _page_output(
+        NotificationSerializer,
+        "NotificationPage",
+        unread_count=serializers.IntegerField(help_text="Unread notifications in all (the bell's badge)."),
+    )
 
     @extend_schema(
         parameters=[NotificationQuery, OpenApiParameter("unread", bool)],

@@ -181,3 +181,11 @@ def test_a_page_request_too_large_still_gets_a_page(client, make_user):
     response = client.post("/accounts/settings/", {f"f{i}": "1" for i in range(1001)})
 
     assert response.status_code == 400 and not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.django_db
+def test_the_openapi_schema_describes_what_the_api_answers_and_needs(client):
+    schemas = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["components"]["schemas"]
+
+    assert "unread_count" in schemas["NotificationPage"]["properties"]
+    assert set(schemas["RegisterBodyRequest"]["required"]) == {"username", "email", "phone_number", "password"}
