@@ -153,7 +153,7 @@ class MessageDraft:
 class SentMessage:
     message: StoredMessage
     created: bool  # False: this client_id was sent before; `message` is the stored one
-    grant: WriteGrant
+    grant: WriteGrant | None  # None: the sender may no longer write here (a resend answered after an unfriend)
     # Announced with this send's batch (new, or an earlier try's message repaired): the chat's sidebar
     # moves to it, and `unread_count` is the sender's count in the chat right after it.
     announced: bool = False
@@ -191,12 +191,15 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
     keys: dict[int, ClientKey] = {}
     repeats: dict[int, int] = {}  # index of a draft -> index of the first draft with its client key
     first_with_key: dict[ClientKey, int] = {}
+    no_longer_friends: dict[int, ClientKey] = {}
     for index, draft in enumerate(drafts):
         try:
             grants[index] = _granted(draft)
             key = (draft.chat_id, draft.sender.pk, _valid_client_id(draft.client_id))
         except ApplicationError as error:
             outcomes[index] = error
+            if error.code == "not_friends" and isinstance(draft.client_id, str):
+                no_longer_friends[index] = (draft.chat_id, draft.sender.pk, draft.client_id)
             continue
         if key in first_with_key:
             repeats[index] = first_with_key[key]
@@ -206,6 +209,8 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
     if keys:
         with transaction.atomic():
             _store_and_record(drafts, keys, grants, outcomes)
+    if no_longer_friends:
+        _answer_resends_of_the_refused(no_longer_friends, outcomes)
     for index, first in repeats.items():
         answer = outcomes[first]
         outcomes[index] = (
@@ -285,6 +290,21 @@ def _store_and_record(
                     # No membership left (removed after its grant was checked): nothing there is unread for it.
                     unread_count=unread_after[outcome.message.id].get(outcome.grant.sender_id, 0),
                 )
+
+
+def _answer_resends_of_the_refused(
+    refused: dict[int, ClientKey], outcomes: list[SentMessage | ApplicationError | None]
+) -> None:
+    """A resend is answered with the stored message, even once its sender may no longer write there: it
+    was sent while they could (its answer was lost), and refusing it would say "not sent" of a message in
+    everyone's history. A new message stays refused."""
+    try:
+        stored = message_store().find_by_client_ids(list(refused.values()))
+    except MessageStoreUnavailable:
+        return  # the refusal stands: a retry once the store is back finds the message
+    for index, key in refused.items():
+        if key in stored:
+            outcomes[index] = SentMessage(message=stored[key], created=False, grant=None)
 
 
 def _granted(draft: MessageDraft) -> WriteGrant:

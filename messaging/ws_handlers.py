@@ -65,7 +65,10 @@ async def send_message(connection: RealtimeConsumer, frame: Frame) -> Frame:
     except ApplicationError:
         connection.write_grants.pop(chat_id, None)
         raise
-    connection.write_grants[chat_id] = sent.grant
+    if sent.grant is not None:
+        connection.write_grants[chat_id] = sent.grant
+    else:
+        connection.write_grants.pop(chat_id, None)
     # The ack of a message just announced shows the sidebar's new state (its events pass this connection by).
     return events.message_ack_frame(sent.message, unread_count=sent.unread_count if sent.announced else None)
 

@@ -123,6 +123,19 @@ def test_after_unfriending_the_history_stays_readable_but_nobody_can_write(alice
     assert message_store().count_after(chat.pk, after=None) == 1
 
 
+def test_a_retry_of_a_message_sent_before_an_unfriend_is_answered_with_it(alice_bob_chat):
+    alice, bob, chat = alice_bob_chat
+    first = send(client_for(alice), chat.pk, "hi", client_id="k1")
+    client_for(bob).delete(f"/api/friends/{alice.pk}")
+
+    retry = send(client_for(alice), chat.pk, "hi", client_id="k1")  # its answer was lost: sent again
+    new = send(client_for(alice), chat.pk, "hi again", client_id="k2")
+
+    assert retry.status_code == 201 and retry.json() == first.json()
+    assert new.status_code == 403 and new.json()["error"]["code"] == "not_friends"
+    assert message_store().count_after(chat.pk, after=None) == 1
+
+
 def test_history_pages_backwards_and_forwards_over_hundreds_of_messages(alice_bob_chat, unlimited_messages):
     alice, bob, chat = alice_bob_chat
     ids = [send(client_for(alice if n % 2 else bob), chat.pk, f"m{n}").json()["id"] for n in range(230)]

@@ -236,6 +236,23 @@ async def test_after_unfriending_sends_are_refused_with_not_friends(friends_with
     await close(alice_tab)
 
 
+async def test_a_resend_after_an_unfriend_is_acked_and_the_next_send_checked_again(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    from friends import services as friends_services
+
+    alice_tab = await joined(alice, chat)
+    sent = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "hey", "client_id": "r1"})
+    await sync_to_async(friends_services.unfriend)(user=bob, friend_id=alice.pk)
+    await drain(alice_tab)  # its friendship event: the socket's permission goes
+
+    resent = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "hey", "client_id": "r1"})
+    new = await ask(alice_tab, {"type": "send_message", "chat_id": chat.pk, "text": "still?", "client_id": "r2"})
+
+    assert (resent["type"], resent["message"]["id"]) == ("message_ack", sent["message"]["id"])
+    assert (new["type"], new["code"]) == ("error", "not_friends")
+    await close(alice_tab)
+
+
 async def test_flooding_over_the_websocket_is_refused_with_rate_limited(friends_with_chat):
     alice, bob, chat = friends_with_chat
     with override_settings(RATE_LIMITS={"message": (2, 60)}):
