@@ -325,6 +325,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "chat_realtime.htmx_answers.HtmxAnswersMiddleware",
 ]
 
 ROOT_URLCONF = "chat_realtime.urls"

@@ -189,3 +189,37 @@ def test_the_openapi_schema_describes_what_the_api_answers_and_needs(client):
 
     assert "unread_count" in schemas["NotificationPage"]["properties"]
     assert set(schemas["RegisterBodyRequest"]["required"]) == {"username", "email", "phone_number", "password"}
+
+
+@pytest.mark.django_db
+def test_a_page_that_answers_htmx_with_a_fragment_says_so_to_caches(friends_with_chat):
+    from django.test import Client
+
+    alice, _, chat = friends_with_chat
+    client = Client()
+    client.force_login(alice)
+
+    fragment = client.get(f"/chats/{chat.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="chat-pane")
+    page = client.get(f"/chats/{chat.pk}/")
+
+    for response in (fragment, page):
+        assert "HX-Request" in response["Vary"]
+    assert "<html" not in fragment.content.decode() and "<html" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_htmx_request_after_the_session_ended_sends_the_whole_page_to_the_login(make_user):
+    from django.test import Client
+
+    bob = make_user(username="bob")
+    client = Client()  # logged out (in another tab, say)
+
+    response = client.post(
+        f"/friends/{bob.pk}/request",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/friends/?q=bob",
+    )
+    plain = client.post(f"/friends/{bob.pk}/request")
+
+    assert response.status_code == 200 and response["HX-Redirect"] == "/accounts/login/?next=/friends/%3Fq%3Dbob"
+    assert plain.status_code == 302 and plain["Location"].startswith("/accounts/login/")
