@@ -61,6 +61,9 @@ def friendship_html(frame: dict, view: BrowserView) -> str:
     if state == "none":
         view.online.discard(user_id)  # no presence events come from an ex-friend
         parts.append(f"<div hx-swap-oob=\"delete:.chat-row[data-friend-id='{user_id}']\"></div>")
+        # A request cancelled takes its notification with it: the bell counts again.
+        unread = selectors.unread_notification_count(view.user)
+        parts.append(render_to_string("friends/partials/_bell_badge.html", {"unread_count": unread, "oob": True}))
     if state == "friends" and frame.get("chat_id") and person is not None:
         from friends.overview import friend_overview
         from messaging.browser import row

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat_realtime.errors import ApplicationError
+from chat_realtime.errors import ApplicationError, NotFoundError
 from friends import browser, selectors, services
 
 
@@ -117,8 +117,11 @@ def _notification_answer(request: HttpRequest) -> HttpResponse:
 def notification_read(request: HttpRequest, notification_id: int) -> HttpResponse:
     try:
         services.mark_notification_read(user=request.user, notification_id=notification_id)
-    except ApplicationError:
-        return HttpResponse(status=404)
+    except NotFoundError:
+        if not request.htmx:
+            return HttpResponse(status=404)
+        # Gone meanwhile (its request was cancelled, say): the menu as it is now, not an empty answer swapped
+        # over it. Someone else's answers the same: nothing of it is theirs to see.
     return _notification_answer(request)
 
 
@@ -134,6 +137,9 @@ def notifications_read_all(request: HttpRequest) -> HttpResponse:
 def notification_delete(request: HttpRequest, notification_id: int) -> HttpResponse:
     try:
         services.delete_notification(user=request.user, notification_id=notification_id)
-    except ApplicationError:
-        return HttpResponse(status=404)
+    except NotFoundError:
+        if not request.htmx:
+            return HttpResponse(status=404)
+        # Gone meanwhile (its request was cancelled, say): the menu as it is now, not an empty answer swapped
+        # over it. Someone else's answers the same: nothing of it is theirs to see.
     return _notification_answer(request)

@@ -422,3 +422,18 @@ async def test_joining_an_empty_pane_brings_the_newest_messages_and_a_bad_after_
     assert joined == {"type": "joined_chat", "chat_id": chat.pk, "after": ""}
     await page.disconnect()
     await api.disconnect()
+
+
+def test_a_cancelled_request_redraws_the_receivers_bell(user, make_user):
+    from chat_realtime.browser_frames import render_for_browser
+    from chat_realtime.browser_view import BrowserView
+
+    alice, bob = user, make_user()
+    friends_services.send_friend_request(sender=bob, receiver_id=alice.pk)
+    friends_services.cancel_friend_request(requester=bob, receiver_id=alice.pk)
+    cancelled = {"type": "friendship", "user_id": bob.pk, "state": "none"}
+
+    html = async_to_sync(render_for_browser)(cancelled, BrowserView(alice))
+
+    assert 'id="bell-badge"' in html and 'hx-swap-oob="true"' in html
+    assert ">1<" not in html  # nothing unread left

@@ -140,10 +140,22 @@ def test_mark_one_read_mark_all_read_and_delete(alice_client, user, inbox, make_
 def test_nobody_can_touch_someone_elses_notification(client, inbox, make_user):
     client.force_login(make_user())
 
-    assert client.post(f"/notifications/{inbox.pk}/read", **HTMX).status_code == 404
-    assert client.post(f"/notifications/{inbox.pk}/delete", **HTMX).status_code == 404
+    # Answered with their own menu, as for one that is gone: nothing of someone else's shows.
+    for action in ("read", "delete"):
+        menu = client.post(f"/notifications/{inbox.pk}/{action}", **HTMX)
+        assert menu.status_code == 200 and f"notification-{inbox.pk}" not in menu.content.decode()
     inbox.refresh_from_db()
     assert not inbox.is_read
+
+
+def test_acting_on_a_notification_gone_meanwhile_answers_the_menu_as_it_is_now(alice_client, inbox):
+    gone = inbox.pk
+    inbox.delete()  # its request was cancelled, say
+
+    for action in ("read", "delete"):
+        menu = alice_client.post(f"/notifications/{gone}/{action}", **HTMX)
+        assert menu.status_code == 200 and 'class="notification-menu"' in menu.content.decode()
+        assert 'id="bell-badge"' in menu.content.decode()
 
 
 def test_pages_need_a_login(client, db):
