@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
@@ -107,8 +108,10 @@ class UserAdmin(DjangoUserAdmin):
         return fields if may_ban else (*fields, "is_active")
 
     def user_change_password(self, request, id, form_url=""):
-        if str(request.user.pk) == str(id):
-            # Your own password is changed knowing the current one, as on the site.
+        account = self.get_object(request, unquote(id))
+        if account is not None and account.pk == request.user.pk:
+            # Your own password is changed knowing the current one, as on the site (the account as the URL
+            # finds it: "01" names the same one as "1").
             return redirect("admin:password_change")
         response = super().user_change_password(request, id, form_url)
         if request.method == "POST" and response.status_code == 302:

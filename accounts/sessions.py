@@ -4,7 +4,8 @@ A browser's sockets authenticate with its session once, when they open. Every
 way a session ends or changes its key goes through `flush` (logout; another
 person logging in in the same browser) or `cycle_key` (login, a password
 change): the sockets opened with the old key close there, on every worker, and
-the page reconnects with whatever its cookie now holds.
+the page (static/js/app.js) loads again with whatever its cookie now holds:
+the same person's page with a new socket, or the login page.
 """
 
 from __future__ import annotations

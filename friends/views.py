@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from chat_realtime.errors import ApplicationError, NotFoundError
@@ -104,7 +107,13 @@ def notifications_page(request: HttpRequest) -> HttpResponse:
 def _notification_answer(request: HttpRequest) -> HttpResponse:
     if not request.htmx:
         return redirect("friends:notifications")
-    page = selectors.notifications_for(user=request.user, unread_only=False, page=1, page_size=30)
+    # On the notifications page, the page of the list the person is on; the bell, on any page, shows the first.
+    page_number = 1
+    current = urlsplit(request.htmx.current_url or "")
+    if current.path == reverse("friends:notifications"):
+        shown = parse_qs(current.query).get("page", ["1"])[0]
+        page_number = int(shown) if shown.isdigit() and 0 < int(shown) < 10**6 else 1
+    page = selectors.notifications_for(user=request.user, unread_only=False, page=page_number, page_size=30)
     return render(
         request,
         "friends/partials/_notification_menu.html",

@@ -22,8 +22,10 @@ from chat_realtime.errors import NotFoundError, ValidationFailed
 from friends.overview import FriendOverview
 from messaging.events import chat_update_shown_by
 from messaging.models import ChatParticipant
-from messaging.store import StoredMessage
+from messaging.store import MessageStoreUnavailable, StoredMessage
 
+# Said when what a page missed cannot be read (the message store away).
+MISSED_UNKNOWN = "Messages that arrived meanwhile could not be loaded. Reload the page in a moment."
 # Messages a join's answer, or a page fetched after a message, brings at most.
 CATCH_UP_LIMIT = 100
 # Client ids the page makes itself, safe inside a CSS id selector.
@@ -208,6 +210,10 @@ def joined_chat_html(frame: dict, view: BrowserView) -> str:
         )
     except (ValidationFailed, NotFoundError):
         return ""  # not a message id (or no longer this person's chat): nothing to add to the page
+    except MessageStoreUnavailable:
+        # Say so: the page cannot tell a gap it was not told of.
+        frame = {"type": "error", "code": "store_unavailable", "message": MISSED_UNKNOWN}
+        return render_to_string("messaging/partials/_error.html", {"error": frame})
     if not page.messages:
         return ""
     # As a page of history is drawn: a chat the page showed empty gets its newest page and the control that

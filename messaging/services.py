@@ -198,7 +198,11 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
             key = (draft.chat_id, draft.sender.pk, _valid_client_id(draft.client_id))
         except ApplicationError as error:
             outcomes[index] = error
-            if error.code == "not_friends" and isinstance(draft.client_id, str):
+            if (
+                error.code == "not_friends"
+                and isinstance(draft.client_id, str)
+                and CLIENT_ID_PATTERN.fullmatch(draft.client_id)
+            ):
                 no_longer_friends[index] = (draft.chat_id, draft.sender.pk, draft.client_id)
             continue
         if key in first_with_key:

@@ -45,8 +45,10 @@ return 0
 # KEYS: presence zset, online_users. ARGV: now, connection id (or '' for the sweep), user id.
 # Returns 1 when this call took the user offline: their last live connection went. A connection that
 # closes leaving none does so even when online_users no longer had them (Redis lost its data since they
-# connected, and the heartbeat has not put it back yet): their friends still show them online. The sweep
-# announces only those it finds in online_users.
+# connected, and the heartbeat has not put it back yet): their friends still show them online. The price,
+# in that window only: one tab of several closing says offline, and the others' next heartbeat says online
+# again (a flicker, rather than an "online" that never ends). The sweep announces only those it finds in
+# online_users.
 _DISCONNECT = """
 if ARGV[2] ~= '' then redis.call('ZREM', KEYS[1], ARGV[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])

@@ -1,4 +1,4 @@
-"""Pages in a real browser on a phone's screen, and the Back button after a chat opened from the sidebar."""
+"""Pages in a real browser: on a phone, Back after a chat opened from the sidebar, a session ended elsewhere."""
 
 from __future__ import annotations
 
@@ -40,3 +40,20 @@ def test_back_to_a_chat_opened_from_the_sidebar_shows_the_whole_page(app_server,
         expect(page).to_have_url(f"{app_server.url}/chats/{chat.pk}/")
         expect(page.locator("header.navbar")).to_be_visible()
         expect(page.locator(".sidebar")).to_be_visible()
+
+
+def test_a_page_whose_session_ended_in_another_tab_goes_to_the_login(app_server, user, settings):
+    import re
+
+    with_a_password_the_server_knows(settings, user)
+    with sync_playwright() as playwright:
+        context = launch(playwright).new_context()
+        page = context.new_page()
+        log_in(page, app_server.url, "alice")
+        other_tab = context.new_page()
+        other_tab.goto(app_server.url + "/")
+
+        other_tab.get_by_role("button", name="Log out").click()
+
+        # Its socket closed with the session: the page loads again, and the login page is what it gets.
+        expect(page).to_have_url(re.compile(r"/accounts/login/"))

@@ -46,3 +46,29 @@ def test_nothing_new_is_shown_only_while_the_list_is_empty(user, make_user):
 
     # The list is empty as CSS's :empty sees it; a notification that arrives live fills it and hides the text.
     assert '<ul class="notification-items"></ul>' in menu and "Nothing new." in menu
+
+
+def test_marking_read_on_a_later_page_of_notifications_answers_that_page(user, make_user):
+    bob = make_user(username="bob")
+    notes = [
+        Notification.objects.create(
+            receiver=user, sender=bob, type=Notification.Type.FRIEND_REQUEST_ACCEPTED, content=f"note {n}"
+        )
+        for n in range(35)
+    ]
+    client = Client()
+    client.force_login(user)
+
+    on_page_2 = client.post(
+        f"/notifications/{notes[0].pk}/read",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/notifications/?page=2",
+    ).content.decode()
+    in_the_bell = client.post(
+        f"/notifications/{notes[1].pk}/read",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/friends/?q=x&page=2",
+    ).content.decode()
+
+    assert "note 0<" in on_page_2 and "note 34<" not in on_page_2
+    assert "note 34<" in in_the_bell and "note 0<" not in in_the_bell

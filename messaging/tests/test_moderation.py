@@ -318,6 +318,11 @@ def test_your_own_password_is_changed_in_the_admin_knowing_the_current_one_and_e
     session = api.post("/api/auth/login", {"login": "mod", "password": PASSWORD}, format="json").json()
 
     set_directly = mod_client.get(f"/admin/accounts/user/{moderator.pk}/password/")
+    spelled_otherwise = mod_client.post(
+        f"/admin/accounts/user/0{moderator.pk}/password/",
+        {"password1": "no-old-password-77", "password2": "no-old-password-77", "usable_password": "true"},
+    )
+    assert spelled_otherwise.status_code == 302 and spelled_otherwise["Location"].endswith("/admin/password_change/")
     changed = mod_client.post(
         "/admin/password_change/",
         {"old_password": PASSWORD, "new_password1": "mod-own-new-secret-77", "new_password2": "mod-own-new-secret-77"},

@@ -333,3 +333,14 @@ async def test_leaving_a_chat_stops_its_new_messages_but_not_the_sidebar(friends
     assert of_type(frames, "new_message") == []
     assert len(of_type(frames, "chat_update")) == 1
     await close(alice_tab, bob_tab)
+
+
+def test_a_join_that_cannot_read_what_the_page_missed_says_so(friends_with_chat, broken_store):
+    from chat_realtime.browser_view import BrowserView
+    from messaging.browser import MISSED_UNKNOWN, joined_chat_html
+
+    alice, bob, chat = friends_with_chat
+
+    html = joined_chat_html({"type": "joined_chat", "chat_id": chat.pk, "after": ""}, BrowserView(alice))
+
+    assert MISSED_UNKNOWN in html and "toast" in html

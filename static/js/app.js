@@ -189,10 +189,18 @@
     const list = messagesOf(chatId);
     let previousId = "msg-" + after;
     for (let guard = 0; guard < 50 && after && list; guard++) {
-      const response = await fetch(`/chats/${chatId}/messages/?after=${encodeURIComponent(after)}`, {
-        headers: { "HX-Request": "true" }, credentials: "same-origin",
-      });
-      if (!response.ok) break;
+      let response = null;
+      for (let attempt = 0; attempt < 5 && !(response && response.ok); attempt++) {
+        // A store or database briefly away answers 503: wait and ask again rather than leave a gap.
+        if (attempt) await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** attempt));
+        try {
+          response = await fetch(`/chats/${chatId}/messages/?after=${encodeURIComponent(after)}`, {
+            headers: { "HX-Request": "true" }, credentials: "same-origin",
+          });
+        } catch (error) { response = null; }
+        if (response && response.status < 500 && !response.ok) break; // refused for good (the chat is gone)
+      }
+      if (!response || !response.ok) break;
       const holder = document.createElement("div");
       holder.innerHTML = await response.text();
       $$(".bubble[data-message-id]", holder).forEach((bubble) => {
@@ -229,7 +237,19 @@
       else send({ type: "send_message", chat_id: entry.chatId, text: entry.text, client_id: clientId });
     });
   });
-  document.addEventListener("htmx:wsClose", () => { socket = null; });
+  document.addEventListener("htmx:wsClose", (event) => {
+    socket = null;
+    // 4401: what the socket opened with ended (a logout, another login in this browser, a new session key,
+    // a ban), and htmx does not reconnect after it. The page loads again with what its cookie holds now:
+    // the same person's page with a live socket, or the login page. Once a minute at most.
+    if (event.detail.event && event.detail.event.code === 4401) {
+      const last = Number(sessionStorage.getItem("reloadedFor4401") || 0);
+      if (Date.now() - last > 60000) {
+        sessionStorage.setItem("reloadedFor4401", String(Date.now()));
+        window.location.reload();
+      }
+    }
+  });
 
   document.addEventListener("htmx:wsBeforeMessage", () => {
     const current = currentPane();
