@@ -48,7 +48,8 @@ def home(request: HttpRequest, chat_id: int | None = None) -> HttpResponse:
         if chat_id is not None:
             pane = _pane_context(request, chat_id)
             if request.htmx and request.htmx.target == "chat-pane":
-                return render(request, "messaging/partials/_chat_pane.html", pane)
+                # With the page's title: htmx takes a <title> from the answer, as a whole page would have it.
+                return render(request, "messaging/partials/_chat_pane.html", {**pane, "with_title": True})
         context = {"rows": _sidebar_rows(request.user), "pane": pane}
     except NotFoundError:
         if request.htmx and request.htmx.target == "chat-pane":

@@ -32,6 +32,7 @@ def test_back_to_a_chat_opened_from_the_sidebar_shows_the_whole_page(app_server,
         log_in(page, app_server.url, "alice")
         page.locator(".chat-row").click()
         expect(page.get_by_label("Message")).to_be_visible()
+        expect(page).to_have_title("bob · chat-realtime")  # named as the whole page would name it
         page.get_by_role("link", name="Friends", exact=True).click()
         expect(page.get_by_role("heading", name="Find people")).to_be_visible()
 

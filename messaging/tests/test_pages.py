@@ -75,7 +75,10 @@ def test_an_htmx_request_for_a_chat_gets_only_the_pane(alice_client, friends_wit
     response = alice_client.get(f"/chats/{chat.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="chat-pane")
 
     body = response.content.decode()
-    assert body.lstrip().startswith('<section id="chat-pane"')
+    # The pane, and the page's title for htmx to take (it names the friend, as the whole page would).
+    title, pane = body.split("\n", 1)
+    assert title == f"<title>{friends_with_chat[1].username} · chat-realtime</title>"
+    assert pane.lstrip().startswith('<section id="chat-pane"')
     assert "<html" not in body
 
 
