@@ -3,6 +3,8 @@ work done beside Playwright's event loop. The `app_server` fixture (conftest.py)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -22,11 +24,23 @@ def launch(playwright):
     )
 
 
-def with_a_password_the_server_knows(settings, user) -> None:
+def with_a_password_the_server_knows(settings, *people) -> None:
     """The server process hashes as production does; the tests' fast hasher is unknown to it."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    user.set_password(PASSWORD)
-    user.save(update_fields=["password"])
+    for person in people:
+        person.set_password(PASSWORD)
+        person.save(update_fields=["password"])
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium, headless, for one test; closed after it."""
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def log_in(page, url: str, username: str) -> None:

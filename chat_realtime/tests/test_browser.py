@@ -19,11 +19,10 @@ from chat_realtime.tests.browser import (
     PASSWORD,
     alice_in_her_chat,
     bob_wrote_a_long_chat,
+    chromium,
     expect,
     in_a_thread,
-    launch,
     log_in,
-    sync_playwright,
     with_a_password_the_server_knows,
 )
 
@@ -65,8 +64,7 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
     Image.new("RGB", (160, 100), (40, 150, 90)).save(buffer, format="PNG")
     picture.write_bytes(buffer.getvalue())
 
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         ann = _person(browser, live_server_url, errors)
         ben = _person(browser, live_server_url, errors)
         _sign_up(ann, "ann", "+15550100001")
@@ -147,7 +145,6 @@ def test_two_people_meet_and_chat_in_real_time(live_server_url, tmp_path):
         ann.set_viewport_size({"width": 390, "height": 780})
         ann.goto(live_server_url + "/")
         _shot(ann, "phone")
-        browser.close()
 
     assert errors == []
 
@@ -160,8 +157,7 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
     alice, bob, chat = friends_with_chat
     with_a_password_the_server_knows(settings, alice)
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         page = alice_in_her_chat(browser, app_server.url, errors)
         page.get_by_label("Message").fill("before the outage")
         page.get_by_label("Message").press("Enter")
@@ -187,7 +183,6 @@ def test_after_a_dropped_connection_the_page_catches_up_without_losing_or_doubli
         expect(page.locator(".bubble.mine:not(.pending):not(.failed)")).to_have_count(2)
         page.reload()
         expect(page.locator(".bubble")).to_have_count(3)
-        browser.close()
 
     stored = in_a_thread(
         lambda: [
@@ -203,8 +198,7 @@ def test_a_long_chat_loads_older_messages_and_refusals_are_shown(app_server, fri
     with_a_password_the_server_knows(settings, alice)
     bob_wrote_a_long_chat(settings, bob, chat)
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble")).to_have_count(30)
 
@@ -222,7 +216,6 @@ def test_a_long_chat_loads_older_messages_and_refusals_are_shown(app_server, fri
         last.locator("summary").click()
         last.get_by_role("button", name="Send report").click()
         expect(last.locator(".report-done")).to_contain_text("already reported")
-        browser.close()
 
     assert errors == []
 
@@ -291,8 +284,7 @@ def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with
     """The socket sends only a row's text when it put that row at the top last; a list the page fetched
     meanwhile (as it does after a reconnect) may have put another row above it: the row goes up again."""
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         ann, ben = _alice_and_bob(browser, app_server.url, errors)
 
         held = _hold_answers(ann, "chat-list")
@@ -308,7 +300,6 @@ def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with
         ann.unroute("**/*")
 
         _bob_writes_to_the_top_of_alices_list(ann, ben, "b2")
-        browser.close()
 
     assert errors == []
 
@@ -321,8 +312,7 @@ def test_a_chat_row_whose_link_is_loading_moves_up_with_the_new_message_rather_t
     and the link keeps the focus."""
     chat = carol_wrote_alice_last
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         ann, ben = _alice_and_bob(browser, app_server.url, errors)
         bobs_row = ann.locator(f'.chat-row[data-chat-id="{chat.pk}"]')
         # And a copy of it above it, as a list fetched meanwhile may leave one: the row kept is the one clicked.
@@ -343,6 +333,5 @@ def test_a_chat_row_whose_link_is_loading_moves_up_with_the_new_message_rather_t
         ann.unroute("**/*")
 
         _bob_writes_to_the_top_of_alices_list(ann, ben, "b2")
-        browser.close()
 
     assert errors == []

@@ -9,11 +9,10 @@ from chat_realtime.tests.browser import (
     PASSWORD,
     alice_in_her_chat,
     bob_wrote_a_long_chat,
+    chromium,
     expect,
     in_a_thread,
-    launch,
     log_in,
-    sync_playwright,
     with_a_password_the_server_knows,
 )
 
@@ -34,13 +33,11 @@ def test_a_message_a_moderator_removes_turns_into_message_removed_on_open_pages(
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    with_a_password_the_server_knows(settings, alice)
     moderator = make_user(username="mod", is_staff=True, is_superuser=True)
-    with_a_password_the_server_knows(settings, moderator)
+    with_a_password_the_server_knows(settings, alice, moderator)
     sent = messaging_services.send_message(sender=bob, chat_id=chat.pk, text="something nasty", client_id="b1")
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble.theirs", has_text="something nasty")).to_have_count(1)
 
@@ -57,18 +54,15 @@ def test_a_message_a_moderator_removes_turns_into_message_removed_on_open_pages(
         expect(bubble).to_contain_text("message removed")
         expect(bubble).not_to_contain_text("something nasty")
         expect(page.locator(".chat-row .row-preview")).to_contain_text("message removed")
-        browser.close()
     assert errors == []
 
 
 def test_a_message_that_arrives_while_older_ones_load_is_shown(app_server, friends_with_chat, settings):
     alice, bob, chat = friends_with_chat
-    with_a_password_the_server_knows(settings, alice)
-    with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice, bob)
     bob_wrote_a_long_chat(settings, bob, chat)
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         ben = _bob_in_his_chat(browser, app_server.url)
         page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble")).to_have_count(30)
@@ -89,24 +83,20 @@ def test_a_message_that_arrives_while_older_ones_load_is_shown(app_server, frien
         expect(page.locator(".bubble")).to_have_count(46)
         expect(page.locator(".bubble").last).to_contain_text("live while loading")
         expect(page.locator(".bubble").first).to_contain_text("old 0")
-        browser.close()
     assert errors == []
 
 
 def test_the_typing_line_fades_a_few_seconds_after_the_last_keystroke(app_server, friends_with_chat, settings):
     alice, bob, chat = friends_with_chat
-    with_a_password_the_server_knows(settings, alice)
-    with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice, bob)
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         ann = alice_in_her_chat(browser, app_server.url, errors)
         ben = _bob_in_his_chat(browser, app_server.url)
         ben.get_by_label("Message").type("wait")
 
         expect(ann.locator(".typing")).to_contain_text("bob is typing")
         expect(ann.locator(".typing")).to_have_text("", timeout=6000)  # 3 s after the last typing frame
-        browser.close()
     assert errors == []
 
 
@@ -116,8 +106,7 @@ def test_a_refused_message_keeps_its_text_beside_the_reason(app_server, friends_
     alice, bob, chat = friends_with_chat
     with_a_password_the_server_knows(settings, alice)
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.get_by_label("Message")).to_be_visible()
         in_a_thread(lambda: friend_services.unfriend(user=bob, friend_id=alice.pk))
@@ -127,7 +116,6 @@ def test_a_refused_message_keeps_its_text_beside_the_reason(app_server, friends_
 
         expect(page.locator(".bubble.failed .status")).to_contain_text("no longer friends")
         expect(page.locator(".bubble.failed .text")).to_have_text("hello there")
-        browser.close()
     assert errors == []
 
 
@@ -137,11 +125,9 @@ def _texts(page) -> list[str]:
 
 def test_a_message_sent_while_the_chat_is_opening_is_shown_not_lost(app_server, friends_with_chat, settings):
     alice, bob, chat = friends_with_chat
-    with_a_password_the_server_knows(settings, alice)
-    with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice, bob)
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         ben = _bob_in_his_chat(browser, app_server.url)
         ann = browser.new_context().new_page()
         ann.on("pageerror", lambda error: errors.append(str(error)))
@@ -170,7 +156,6 @@ def test_a_message_sent_while_the_chat_is_opening_is_shown_not_lost(app_server, 
         route.fulfill(response=response)
 
         expect(ann.locator(".bubble.theirs", has_text="are you there?")).to_have_count(1)
-        browser.close()
     assert errors == []
 
 
@@ -180,8 +165,7 @@ def test_an_empty_chat_catches_up_after_a_reconnect(app_server, friends_with_cha
     alice, bob, chat = friends_with_chat
     with_a_password_the_server_knows(settings, alice)
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.get_by_label("Message")).to_be_visible()
 
@@ -192,7 +176,6 @@ def test_an_empty_chat_catches_up_after_a_reconnect(app_server, friends_with_cha
         app_server.start()
 
         expect(page.locator(".bubble.theirs", has_text="first ever")).to_have_count(1, timeout=20000)
-        browser.close()
     assert errors == []
 
 
@@ -202,12 +185,10 @@ def test_after_a_reconnect_missed_messages_take_their_place_before_unsent_and_ne
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    with_a_password_the_server_knows(settings, alice)
-    with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice, bob)
     in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="m0", client_id="b0"))
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble.theirs")).to_have_count(1)
 
@@ -228,17 +209,14 @@ def test_after_a_reconnect_missed_messages_take_their_place_before_unsent_and_ne
         page.reload()
         expect(page.locator(".bubble")).to_have_count(4)
         assert live == _texts(page) == ["m0", "missed", "mine, unsent", "live"]
-        browser.close()
     assert errors == []
 
 
 def test_seen_shows_only_while_the_other_has_read_the_newest_message(app_server, friends_with_chat, settings):
     alice, bob, chat = friends_with_chat
-    with_a_password_the_server_knows(settings, alice)
-    with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice, bob)
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         ann = alice_in_her_chat(browser, app_server.url, errors)
         ben = _bob_in_his_chat(browser, app_server.url)
         ann.get_by_label("Message").fill("m1")
@@ -256,7 +234,6 @@ def test_seen_shows_only_while_the_other_has_read_the_newest_message(app_server,
         expect(ann.locator(".read-state")).to_be_hidden()
         ben.locator(".chat-row").click()  # bob reads m2
         expect(ann.locator(".read-state")).to_be_visible()
-        browser.close()
     assert errors == []
 
 
@@ -264,13 +241,11 @@ def test_after_a_long_outage_the_page_fetches_every_message_it_missed_in_order(a
     from messaging import services as messaging_services
 
     alice, bob, chat = friends_with_chat
-    with_a_password_the_server_knows(settings, alice)
-    with_a_password_the_server_knows(settings, bob)
+    with_a_password_the_server_knows(settings, alice, bob)
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}
     in_a_thread(lambda: messaging_services.send_message(sender=bob, chat_id=chat.pk, text="m0", client_id="b0"))
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         page = alice_in_her_chat(browser, app_server.url, errors)
         expect(page.locator(".bubble.theirs")).to_have_count(1)
         held = []
@@ -299,5 +274,4 @@ def test_after_a_long_outage_the_page_fetches_every_message_it_missed_in_order(a
 
         expect(page.locator(".bubble")).to_have_count(132)
         assert _texts(page) == ["m0", *(f"missed {n}" for n in range(130)), "live"]
-        browser.close()
     assert errors == []

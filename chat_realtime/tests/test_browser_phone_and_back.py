@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chat_realtime.tests.browser import expect, launch, log_in, sync_playwright, with_a_password_the_server_knows
+from chat_realtime.tests.browser import chromium, expect, log_in, with_a_password_the_server_knows
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_on_a_phone_the_profile_link_shows_and_the_friends_page_fits(app_server, user, settings):
     with_a_password_the_server_knows(settings, user)
-    with sync_playwright() as playwright:
-        page = launch(playwright).new_context().new_page()
+    with chromium() as browser:
+        page = browser.new_context().new_page()
         log_in(page, app_server.url, "alice")
         page.set_viewport_size({"width": 360, "height": 740})
 
@@ -27,8 +27,8 @@ def test_on_a_phone_the_profile_link_shows_and_the_friends_page_fits(app_server,
 def test_back_to_a_chat_opened_from_the_sidebar_shows_the_whole_page(app_server, friends_with_chat, settings):
     alice, bob, chat = friends_with_chat
     with_a_password_the_server_knows(settings, alice)
-    with sync_playwright() as playwright:
-        page = launch(playwright).new_context().new_page()
+    with chromium() as browser:
+        page = browser.new_context().new_page()
         log_in(page, app_server.url, "alice")
         page.locator(".chat-row").click()
         expect(page.get_by_label("Message")).to_be_visible()
@@ -47,8 +47,8 @@ def test_a_page_whose_session_ended_in_another_tab_goes_to_the_login(app_server,
     import re
 
     with_a_password_the_server_knows(settings, user)
-    with sync_playwright() as playwright:
-        context = launch(playwright).new_context()
+    with chromium() as browser:
+        context = browser.new_context()
         page = context.new_page()
         log_in(page, app_server.url, "alice")
         other_tab = context.new_page()

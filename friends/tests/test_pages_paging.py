@@ -72,3 +72,10 @@ def test_marking_read_on_a_later_page_of_notifications_answers_that_page(user, m
 
     assert "note 0<" in on_page_2 and "note 34<" not in on_page_2
     assert "note 34<" in in_the_bell and "note 0<" not in in_the_bell
+    for odd in ("x", "-2", "0", "99999999999999999999"):  # what the page's address says, not trusted
+        menu = client.post(
+            f"/notifications/{notes[2].pk}/read",
+            HTTP_HX_REQUEST="true",
+            HTTP_HX_CURRENT_URL=f"http://testserver/notifications/?page={odd}",
+        )
+        assert menu.status_code == 200 and "note 34<" in menu.content.decode()
