@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from accounts.events import session_group, user_group
+from accounts.sessions import stored_expiry
 from chat_realtime.browser_frames import render_for_browser
 from chat_realtime.browser_view import BrowserView
 from chat_realtime.channel_layer import Mailbox, MailboxOverflow
@@ -83,6 +84,9 @@ def encode_frame(frame: Frame) -> str:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
     wants_html = False
+    # When the credentials the socket opened with (a token, a login session) run out, as far as it knows.
+    credentials_expire_at: float | None = None
+    _expiry_check: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' consumer loop, with one Mailbox in place of its wait on two queues per message.
@@ -96,7 +100,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
-        mailbox = Mailbox()
+        mailbox = self.mailbox = Mailbox()
         self.channel_layer.attach(self.channel_name, mailbox)
         feeders = [
             asyncio.create_task(_feed(mailbox, receive, one_at_a_time=True)),
@@ -120,6 +124,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         finally:
             self.channel_layer.detach(self.channel_name)
             heartbeats().discard(self.channel_name)  # however the consumer ended
+            if self._expiry_check is not None:
+                self._expiry_check.cancel()
             for feeder in feeders:
                 feeder.cancel()
             await asyncio.gather(*feeders, return_exceptions=True)
@@ -149,6 +155,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
         await self.send_frame(presence_events.online_friends_frame(online_friends))
         heartbeats().add(self.channel_name, self.user_id)
+        expiries = [self.scope.get(name) for name in ("token_expires_at", "session_expires_at")]
+        if any(expiry is not None for expiry in expiries):
+            self._check_credentials_at(min(expiry for expiry in expiries if expiry is not None))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' own dispatch first closes stale database connections through a thread
@@ -183,9 +192,40 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         finally:
             await database_sync_to_async(presence.disconnect)(user_id=user_id, connection_id=self.channel_name)
 
-    def credentials_expired(self) -> bool:
-        expires_at = self.scope.get("token_expires_at")
-        return expires_at is not None and time.time() >= expires_at
+    def _check_credentials_at(self, when: float) -> None:
+        """Have the mailbox hand this consumer a `credentials.check` at `when` (a time.time()): a socket that
+        neither sends nor receives anything closes when its credentials run out all the same."""
+        if self._expiry_check is not None:
+            self._expiry_check.cancel()
+        self.credentials_expire_at = when
+        self._expiry_check = asyncio.get_running_loop().call_later(
+            max(0.0, when - time.time()), self.mailbox.put_nowait, {"type": "credentials.check"}
+        )
+
+    def credentials_may_have_expired(self) -> bool:
+        """The clock is past the credentials' expiry as last known (`credentials_expired` tells for sure)."""
+        return self.credentials_expire_at is not None and time.time() >= self.credentials_expire_at
+
+    async def credentials_expired(self) -> bool:
+        """Whether the token or the login session this socket opened with has run out.
+
+        A session is renewed each time it is saved: one renewed since is followed to its new expiry.
+        """
+        if not self.credentials_may_have_expired():
+            return False
+        session_key = self.scope.get("session_key")
+        if not session_key:
+            return True  # a token, which nothing renews
+        renewed = await database_sync_to_async(stored_expiry)(session_key)
+        if renewed is None or renewed.timestamp() <= time.time():
+            return True
+        self._check_credentials_at(renewed.timestamp())
+        return False
+
+    async def credentials_check(self, message: dict[str, Any]) -> None:
+        if self.user_id is not None and await self.credentials_expired():
+            await self.release()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def session_ended(self, event: dict[str, Any]) -> None:
         """The user was deactivated or changed their password: every open socket closes.
@@ -198,7 +238,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user_id is None:
             return
-        if self.credentials_expired():
+        if self.credentials_may_have_expired() and await self.credentials_expired():
             await self.release()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -263,7 +303,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if frame.get("type") == "friendship":
             # Who may write to whom may have changed: the next send checks again.
             self.write_grants.clear()
-        if self.credentials_expired():
+        if self.credentials_may_have_expired() and await self.credentials_expired():
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         await self.send_frame(frame)

@@ -55,10 +55,17 @@ class SessionUserMiddleware:
         if session_key:
             session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
             user = await get_user({"session": session})
-        # The login session the user came from: its logout closes the socket (RealtimeConsumer.connect).
-        logged_in_with = session_key if user.is_authenticated else None
+        # The login session the user came from: its logout closes the socket (RealtimeConsumer.connect), and
+        # so does its running out (its expiry as stored now, read with the user; accounts/sessions.py).
+        logged_in_with, expires_at = None, None
+        if user.is_authenticated:
+            logged_in_with = session_key
+            expire_date = getattr(session, "expire_date", None)
+            expires_at = expire_date.timestamp() if expire_date is not None else None
         return await self.application(
-            dict(scope, cookies=cookies, user=user, session_key=logged_in_with), receive, send
+            dict(scope, cookies=cookies, user=user, session_key=logged_in_with, session_expires_at=expires_at),
+            receive,
+            send,
         )
 
 
@@ -77,5 +84,11 @@ class AccessTokenAuthMiddleware:
         if "token" in query:
             user, expires_at = await database_sync_to_async(user_for_access_token)(query["token"][0])
             # The socket closes when the token it opened with expires.
-            scope = dict(scope, user=user or AnonymousUser(), token_expires_at=expires_at, session_key=None)
+            scope = dict(
+                scope,
+                user=user or AnonymousUser(),
+                token_expires_at=expires_at,
+                session_key=None,
+                session_expires_at=None,
+            )
         return await self.application(scope, receive, send)

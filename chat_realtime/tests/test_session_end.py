@@ -1,14 +1,20 @@
 """Open websockets do not outlive the credentials they were opened with."""
 
+import asyncio
+import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts import services as account_services
+from chat_realtime import consumers
 from chat_realtime.asgi import application
 from chat_realtime.tests.sockets import ask, open_socket
 from conftest import PASSWORD
@@ -35,19 +41,67 @@ async def test_changing_the_password_closes_every_open_socket(user):
     assert await closed_with(laptop, 4401)
 
 
-async def test_a_socket_closes_once_its_token_has_expired(user):
+async def test_a_silent_socket_closes_when_its_token_expires(user):
     token = AccessToken.for_user(user)
     token.set_exp(lifetime=timedelta(seconds=1))
     socket = WebsocketCommunicator(application, f"/ws/?token={token}")
     connected, _ = await socket.connect()
     assert connected
     await socket.receive_json_from()  # greeting
-    import asyncio
 
-    await asyncio.sleep(1.1)
-    await socket.send_json_to({"type": "ping"})
+    assert await closed_with(socket, 4401)  # without a frame from either side
+
+
+def _expire_session_in(client: Client, seconds: float) -> None:
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() + timedelta(seconds=seconds)
+    )
+
+
+async def test_a_browser_socket_closes_when_its_session_runs_out(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    browser = Client()
+    await sync_to_async(browser.force_login)(alice)
+    await sync_to_async(_expire_session_in)(browser, 1)
+    socket, bobs_socket = await _browser_socket(browser), await open_socket(bob)
+    await socket.receive_json_from(timeout=3)  # Bob came online
+
+    assert await closed_with(socket, 4401)  # neither sending nor receiving
+    gone = await bobs_socket.receive_json_from(timeout=3)
+    assert (gone["type"], gone["user_id"]) == ("user_offline", alice.pk)
+    await bobs_socket.disconnect()
+
+
+async def test_a_session_renewed_before_it_runs_out_keeps_its_socket(user):
+    browser = Client()
+    await sync_to_async(browser.force_login)(user)
+    await sync_to_async(_expire_session_in)(browser, 1)
+    socket = await _browser_socket(browser)
+
+    await sync_to_async(_expire_session_in)(browser, 3600)  # saved again, by a later request
+    await asyncio.sleep(1.5)
+
+    assert (await ask(socket, {"type": "ping"}))["type"] == "pong"
+    await socket.disconnect()
+
+
+async def test_a_frame_sent_once_the_session_has_run_out_is_refused(friends_with_chat, monkeypatch):
+    alice, bob, chat = friends_with_chat
+    browser = Client()
+    await sync_to_async(browser.force_login)(alice)
+    await sync_to_async(_expire_session_in)(browser, 3600)
+    socket = await _browser_socket(browser)
+    # Two hours on, by the clock the socket reads (its timer, on the event loop's clock, has not come yet).
+    later = time.time() + 7200
+    monkeypatch.setattr(consumers, "time", SimpleNamespace(time=lambda: later))
+
+    await socket.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "too late", "client_id": "e1"})
 
     assert await closed_with(socket, 4401)
+    history = await sync_to_async(
+        lambda: [m.text for m in message_store().page_before(chat.pk, before=None, limit=10)]
+    )()
+    assert "too late" not in history
 
 
 async def test_a_deactivated_user_cannot_send_from_a_socket_opened_before(friends_with_chat):
