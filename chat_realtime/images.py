@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from chat_realtime.errors import ValidationFailed
 
@@ -104,24 +104,95 @@ MESSAGE_IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "
 def message_image_url(upload, *, chat_id: int, field: str = "image") -> str:
     """Store an image attached to a message; its public URL.
 
-    JPEG and PNG are re-encoded, which drops EXIF (camera, GPS position); GIF
-    and WebP keep their bytes so animations survive.
+    What the file says beside its pixels (EXIF's camera and GPS position, XMP,
+    comments) and anything hidden after the image data are dropped: JPEG, PNG
+    and WebP are re-encoded (an animated WebP frame by frame, its timing kept),
+    a GIF keeps its frames' own bytes (see `_gif_without_metadata`).
     """
     decoded = decode_image(upload, field=field, max_bytes=settings.IMAGE_MAX_BYTES)
-    extension = MESSAGE_IMAGE_EXTENSIONS[decoded.format]
-    if decoded.format in ("JPEG", "PNG"):
-        image = ImageOps.exif_transpose(decoded.image)
-        out = io.BytesIO()
-        if decoded.format == "JPEG":
-            _bare(image.convert("RGB")).save(out, format="JPEG", quality=90, optimize=True)
-        else:
-            _bare(image).save(out, format="PNG", optimize=True)
-        data = out.getvalue()
-    else:
+    image, extension = decoded.image, MESSAGE_IMAGE_EXTENSIONS[decoded.format]
+    out = io.BytesIO()
+    if decoded.format == "GIF":
         upload.seek(0)
-        data = upload.read()
-    name = default_storage.save(f"messages/{int(chat_id)}/{uuid.uuid4().hex}.{extension}", ContentFile(data))
+        try:
+            out.write(_gif_without_metadata(upload.read()))
+        except (IndexError, ValueError):
+            raise ValidationFailed({field: ["The image is damaged or incomplete."]}) from None
+    elif getattr(image, "is_animated", False):  # WebP
+        width, height = image.size
+        if image.n_frames * width * height > settings.IMAGE_MAX_PIXELS:
+            raise ValidationFailed({field: ["The animation has too many pixels (its frames together)."]})
+        _save_animated_webp(image, out)
+    else:
+        image = _bare(ImageOps.exif_transpose(image))
+        if decoded.format == "JPEG":
+            image.convert("RGB").save(out, format="JPEG", quality=90, optimize=True)
+        elif decoded.format == "PNG":
+            image.save(out, format="PNG", optimize=True)
+        else:
+            image.save(out, format="WEBP", quality=90, icc_profile=image.info.get("icc_profile"))
+    name = default_storage.save(f"messages/{int(chat_id)}/{uuid.uuid4().hex}.{extension}", ContentFile(out.getvalue()))
     return default_storage.url(name)
+
+
+def _save_animated_webp(image: Image.Image, out: io.BytesIO) -> None:
+    """Each frame re-encoded with its own duration; one frame in memory at a time."""
+    durations = []
+    for frame in ImageSequence.Iterator(image):
+        frame.load()  # a WebP frame's duration is known once it is decoded
+        durations.append(frame.info["duration"])
+    image.save(
+        out,
+        format="WEBP",
+        save_all=True,
+        duration=durations,
+        loop=image.info.get("loop", 0),
+        quality=90,
+        icc_profile=image.info.get("icc_profile"),
+    )
+
+
+# A GIF's blocks (the GIF89a specification): the image data, the frames' timing and the loop count are kept.
+GIF_TRAILER, GIF_IMAGE, GIF_EXTENSION = 0x3B, 0x2C, 0x21
+GIF_GRAPHIC_CONTROL, GIF_APPLICATION = 0xF9, 0xFF
+GIF_LOOP_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
+
+
+def _gif_without_metadata(data: bytes) -> bytes:
+    """The GIF without its comments, plain-text blocks, other applications' data (XMP, say) or anything after
+    its trailer. Re-encoded by Pillow, a GIF's frames would be quantized again, at about a second per hundred
+    frames; they need no change. IndexError or ValueError if the blocks do not add up."""
+    out = bytearray(data[:13])  # signature and logical screen descriptor
+    position = 13 + _colour_table_size(data[10])
+    out += data[13:position]
+    while position < len(data):
+        introducer = data[position]
+        if introducer == GIF_TRAILER:
+            break
+        if introducer == GIF_IMAGE:
+            # descriptor, local colour table, the LZW minimum code size, then the data's sub-blocks
+            end = _after_sub_blocks(data, position + 10 + _colour_table_size(data[position + 9]) + 1)
+            out += data[position:end]
+        elif introducer == GIF_EXTENSION:
+            label, end = data[position + 1], _after_sub_blocks(data, position + 2)
+            application = data[position + 3 : position + 14] if data[position + 2] == 11 else None
+            if label == GIF_GRAPHIC_CONTROL or (label == GIF_APPLICATION and application in GIF_LOOP_APPLICATIONS):
+                out += data[position:end]
+        else:
+            raise ValueError(f"unknown GIF block {introducer:#04x} at {position}")
+        position = end
+    out.append(GIF_TRAILER)  # also ends a GIF cut short after a whole block, which browsers show as it is
+    return bytes(out)
+
+
+def _colour_table_size(flags: int) -> int:
+    return 3 << ((flags & 0x07) + 1) if flags & 0x80 else 0
+
+
+def _after_sub_blocks(data: bytes, position: int) -> int:
+    while (size := data[position]) != 0:
+        position += size + 1
+    return position + 1
 
 
 def delete_message_image(url: str) -> None:
