@@ -87,6 +87,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # When the credentials the socket opened with (a token, a login session) run out, as far as it knows.
     credentials_expire_at: float | None = None
     _expiry_check: asyncio.TimerHandle | None = None
+    # Presence as of Redis's time (presence.services): the opening list's, and each user's last shown since.
+    presence_as_of = 0
+    presence_shown_at: dict[int, int] | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' consumer loop, with one Mailbox in place of its wait on two queues per message.
@@ -153,7 +156,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         online_friends = await database_sync_to_async(presence.connect)(
             user_id=self.user_id, connection_id=self.channel_name
         )
-        await self.send_frame(presence_events.online_friends_frame(online_friends))
+        self.presence_as_of = online_friends.as_of
+        await self.send_frame(presence_events.online_friends_frame(online_friends.user_ids))
         heartbeats().add(self.channel_name, self.user_id)
         expiries = [self.scope.get(name) for name in ("token_expires_at", "session_expires_at")]
         if any(expiry is not None for expiry in expiries):
@@ -300,6 +304,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         frame = on_screen[1] if on_screen is not None and on_screen[0] in self.groups_joined else event["frame"]
         if frame is None:
             return
+        if (presence_at := event.get("presence_at")) is not None and not self.presence_is_news(
+            frame["user_id"], presence_at
+        ):
+            return
         if frame.get("type") == "friendship":
             # Who may write to whom may have changed: the next send checks again.
             self.write_grants.clear()
@@ -307,6 +315,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         await self.send_frame(frame)
+
+    def presence_is_news(self, user_id: int, at: int) -> bool:
+        """Whether a presence frame of `user_id` as of `at` is newer than what this socket showed of them.
+        Two workers' announcements of one user can arrive in either order; the older one would undo the
+        newer."""
+        shown = self.presence_shown_at
+        if shown is None:
+            shown = self.presence_shown_at = {}  # most sockets never get one: no dict for them
+        if at < shown.get(user_id, self.presence_as_of):
+            return False
+        shown[user_id] = at
+        return True
 
     async def join_group(self, group: str) -> None:
         if group not in self.groups_joined:

@@ -12,53 +12,72 @@ expire after PRESENCE_TTL_SECONDS, and the next sweep (any worker, at most
 once every PRESENCE_SWEEP_SECONDS) takes its users offline. Every transition
 runs in one Lua script, so two tabs on two workers can never both announce
 "online", nor a disconnect and a sweep both announce "offline".
+
+Each announcement carries the time of its transition by Redis's clock
+(`presence_at`, µs), the one clock every worker shares: announcements of one
+user published by two workers can reach a third in either order, and its
+sockets show only what is newer than what they last showed of that user, or
+than the list of online friends they opened with (`OnlineFriends.as_of`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.events import user_group
 from accounts.models import User
 from chat_realtime import shared_redis
-from chat_realtime.realtime import publish_to_user
+from chat_realtime.realtime import publish
 from friends.selectors import friend_ids
 from presence import events
 
+if TYPE_CHECKING:
+    from presence.selectors import OnlineFriends
+
 logger = logging.getLogger(__name__)
 
+# Redis's clock in µs (exact in Lua's doubles until the year 2255): when a transition happened.
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+
 # KEYS: presence zset, online_users. ARGV: now, expires_at, connection id, user id, key ttl.
-# Returns 1 when the user had no live connection before: they just came online.
-_CONNECT = """
+# Returns, when the user had no live connection before (they just came online), Redis's time of it; else 0.
+_CONNECT = (
+    _NOW
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local before = redis.call('ZCARD', KEYS[1])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[4])
-if before == 0 then return 1 end
+if before == 0 then return now end
 return 0
 """
+)
 
 # KEYS: presence zset, online_users. ARGV: now, connection id (or '' for the sweep), user id.
-# Returns 1 when this call took the user offline: their last live connection went. A connection that
-# closes leaving none does so even when online_users no longer had them (Redis lost its data since they
-# connected, and the heartbeat has not put it back yet): their friends still show them online. The price,
-# in that window only: one tab of several closing says offline, and the others' next heartbeat says online
-# again (a flicker, rather than an "online" that never ends). The sweep announces only those it finds in
+# Returns, when this call took the user offline (their last live connection went), Redis's time of it; else 0.
+# A connection that closes leaving none does so even when online_users no longer had them (Redis lost its data
+# since they connected, and the heartbeat has not put it back yet): their friends still show them online. The
+# price, in that window only: one tab of several closing says offline, and the others' next heartbeat says
+# online again (a flicker, rather than an "online" that never ends). The sweep announces only those it finds in
 # online_users.
-_DISCONNECT = """
+_DISCONNECT = (
+    _NOW
+    + """
 if ARGV[2] ~= '' then redis.call('ZREM', KEYS[1], ARGV[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) == 0 then
   local was_online = redis.call('SREM', KEYS[2], ARGV[3])
-  if ARGV[2] ~= '' then return 1 end
-  return was_online
+  if ARGV[2] ~= '' or was_online == 1 then return now end
 end
 return 0
 """
+)
 
 
 def online_users_key() -> str:
@@ -78,27 +97,28 @@ def _run(script: str, keys: list[str], args: list) -> int:
     return int(redis.register_script(script)(keys=keys, args=args))
 
 
-def _register(user_id: int, connection_id: str) -> bool:
+def _register(user_id: int, connection_id: str) -> int:
+    """Redis's time of the user coming online with this connection, or 0 if they were online already."""
     now = time.time()
     ttl = settings.PRESENCE_TTL_SECONDS
-    return bool(
-        _run(
-            _CONNECT,
-            [connections_key(user_id), online_users_key()],
-            [now, now + ttl, connection_id, int(user_id), int(ttl * 2) + 1],
-        )
+    return _run(
+        _CONNECT,
+        [connections_key(user_id), online_users_key()],
+        [now, now + ttl, connection_id, int(user_id), int(ttl * 2) + 1],
     )
 
 
-def connect(*, user_id: int, connection_id: str) -> list[int]:
+def connect(*, user_id: int, connection_id: str) -> OnlineFriends:
     """A connection opened. Announces the user to their friends if it is their first; returns online friends."""
+    from presence.selectors import OnlineFriends, online_friends
+
     try:
-        if _register(user_id, connection_id):
-            _announce(user_id, events.user_online_frame(user_id=user_id))
-        return online_friend_ids(user_id)
+        if came_online_at := _register(user_id, connection_id):
+            _announce(user_id, events.user_online_frame(user_id=user_id), at=came_online_at)
+        return online_friends(user_id)
     except shared_redis.RedisError:
         logger.warning("presence unavailable: user %s connected unseen", user_id, exc_info=True)
-        return []
+        return OnlineFriends(user_ids=[], as_of=0)
 
 
 def heartbeat(*, user_id: int, connection_id: str) -> None:
@@ -110,8 +130,8 @@ def heartbeat(*, user_id: int, connection_id: str) -> None:
     after a Redis flush is harmless, a missing one would show them offline.
     """
     try:
-        if _register(user_id, connection_id):
-            _announce(user_id, events.user_online_frame(user_id=user_id))
+        if came_back_at := _register(user_id, connection_id):
+            _announce(user_id, events.user_online_frame(user_id=user_id), at=came_back_at)
     except shared_redis.RedisError:
         logger.warning("presence heartbeat of user %s failed", user_id, exc_info=True)
 
@@ -146,10 +166,10 @@ def _renew_chunk(connections: list[tuple[str, int]]) -> None:
     except shared_redis.RedisError:
         logger.warning("presence heartbeats of %d connections failed", len(connections), exc_info=True)
         return
-    for (_, user_id), back in zip(connections, came_back, strict=True):
-        if back:
+    for (_, user_id), came_back_at in zip(connections, came_back, strict=True):
+        if came_back_at:
             try:
-                _announce(user_id, events.user_online_frame(user_id=user_id))
+                _announce(user_id, events.user_online_frame(user_id=user_id), at=int(came_back_at))
             except Exception:
                 logger.exception("could not announce user %s back online", user_id)
 
@@ -157,14 +177,14 @@ def _renew_chunk(connections: list[tuple[str, int]]) -> None:
 def disconnect(*, user_id: int, connection_id: str) -> None:
     """A connection closed. If it was the user's last one, they go offline."""
     try:
-        went_offline = _run(
+        went_offline_at = _run(
             _DISCONNECT, [connections_key(user_id), online_users_key()], [time.time(), connection_id, int(user_id)]
         )
     except shared_redis.RedisError:
         logger.warning("presence unavailable: the disconnect of user %s is left to the sweep", user_id, exc_info=True)
         return
-    if went_offline:
-        _went_offline(user_id)
+    if went_offline_at:
+        _went_offline(user_id, at=went_offline_at)
 
 
 def sweep() -> int:
@@ -174,8 +194,8 @@ def sweep() -> int:
     now = time.time()
     for member in redis.smembers(online_users_key()):
         user_id = int(member)
-        if _run(_DISCONNECT, [connections_key(user_id), online_users_key()], [now, "", user_id]):
-            _went_offline(user_id)
+        if went_offline_at := _run(_DISCONNECT, [connections_key(user_id), online_users_key()], [now, "", user_id]):
+            _went_offline(user_id, at=went_offline_at)
             taken += 1
     return taken
 
@@ -192,35 +212,38 @@ def sweep_if_due() -> int:
         return 0
 
 
-def _went_offline(user_id: int) -> None:
+def _went_offline(user_id: int, *, at: int) -> None:
     now = timezone.now()
     # Friends hear it first: Redis already says offline, and nobody would announce it again.
-    _announce(user_id, events.user_offline_frame(user_id=user_id, last_seen=now))
+    _announce(user_id, events.user_offline_frame(user_id=user_id, last_seen=now), at=at)
     try:
         User.objects.filter(pk=user_id).update(last_seen=now)
     except Exception:
         logger.exception("could not store last_seen of user %s", user_id)
 
 
-def _announce(user_id: int, frame: dict) -> None:
-    for friend_id in friend_ids(user_id):
-        publish_to_user(friend_id, frame)
+def _announce(user_id: int, frame: dict, *, at: int) -> None:
+    """`frame` to each friend's sockets, which show it unless they showed something newer of this user."""
+    publish([presence_event(friend_id, frame, at=at) for friend_id in friend_ids(user_id)])
 
 
-def online_friend_ids(user_id: int) -> list[int]:
-    from presence.selectors import online_among
-
-    return sorted(online_among(friend_ids(user_id)))
+def presence_event(to_user_id: int, frame: dict, *, at: int) -> tuple[str, dict]:
+    """A presence frame for one user's sockets, as of `at` (Redis's time, µs: RealtimeConsumer.deliver)."""
+    return user_group(to_user_id), {"type": "deliver", "frame": frame, "presence_at": int(at)}
 
 
 def announce_new_friends(user_a_id: int, user_b_id: int) -> None:
     """Two people just became friends: each who is online appears to the other at once."""
-    from presence.selectors import online_among
+    from presence.selectors import online_among_as_of
 
     try:
-        online = online_among([user_a_id, user_b_id])
+        online, as_of = online_among_as_of([user_a_id, user_b_id])
     except shared_redis.RedisError:
         return
-    for user_id, other_id in ((user_a_id, user_b_id), (user_b_id, user_a_id)):
-        if user_id in online:
-            publish_to_user(other_id, events.user_online_frame(user_id=user_id))
+    publish(
+        [
+            presence_event(other_id, events.user_online_frame(user_id=user_id), at=as_of)
+            for user_id, other_id in ((user_a_id, user_b_id), (user_b_id, user_a_id))
+            if user_id in online
+        ]
+    )
