@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_TOO_FAR_BEHIND = 1013  # "try again later": more events waited for this socket than its mailbox holds
+# A session whose expiry could not be read (the database away) is asked about again after this.
+SESSION_RECHECK_SECONDS = 30
 
 Frame = dict[str, Any]
 FrameHandler = Callable[["RealtimeConsumer", Frame], Awaitable[Frame | None]]
@@ -122,8 +124,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except MailboxOverflow:
             # Closed rather than left to miss events: the client reconnects and fetches what it missed.
             logger.warning("socket of user %s fell too far behind; closed with %s", self.user_id, CLOSE_TOO_FAR_BEHIND)
-            await self.release()
-            await self.close(code=CLOSE_TOO_FAR_BEHIND)
+            await self.end(CLOSE_TOO_FAR_BEHIND)
         finally:
             self.channel_layer.detach(self.channel_name)
             heartbeats().discard(self.channel_name)  # however the consumer ended
@@ -180,6 +181,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self.release()
 
+    async def end(self, code: int) -> None:
+        """Close the socket, released first: whatever is queued behind this is ignored rather than sent after
+        the close."""
+        await self.release()
+        await self.close(code=code)
+
     async def release(self) -> None:
         """Leave groups and presence; safe to call twice."""
         if self.user_id is None:
@@ -220,7 +227,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         session_key = self.scope.get("session_key")
         if not session_key:
             return True  # a token, which nothing renews
-        renewed = await database_sync_to_async(stored_expiry)(session_key)
+        try:
+            renewed = await database_sync_to_async(stored_expiry)(session_key)
+        except (OperationalError, InterfaceError):
+            logger.warning("could not read the session of user %s's socket; asking again soon", self.user_id)
+            self._check_credentials_at(time.time() + SESSION_RECHECK_SECONDS)
+            return False
         if renewed is None or renewed.timestamp() <= time.time():
             return True
         self._check_credentials_at(renewed.timestamp())
@@ -228,43 +240,44 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def credentials_check(self, message: dict[str, Any]) -> None:
         if self.user_id is not None and await self.credentials_expired():
-            await self.release()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.end(CLOSE_UNAUTHENTICATED)
 
     async def session_ended(self, event: dict[str, Any]) -> None:
         """The user was deactivated or changed their password: every open socket closes.
 
         Released first, so frames already queued behind this event are ignored rather than served.
         """
-        await self.release()
-        await self.close(code=CLOSE_UNAUTHENTICATED)
+        await self.end(CLOSE_UNAUTHENTICATED)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user_id is None:
             return
         if self.credentials_may_have_expired() and await self.credentials_expired():
-            await self.release()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.end(CLOSE_UNAUTHENTICATED)
             return
         if text_data is None:
             await self.send_frame(error_frame("bad_request", "Send JSON text frames, not binary ones."))
             return
         if len(text_data) > settings.WEBSOCKET_MAX_FRAME_CHARS:
-            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+            await self.end(CLOSE_MESSAGE_TOO_BIG)
             return
         try:
             frame = read_frame(text_data)
         except (ValueError, RecursionError):
             await self.send_frame(error_frame("bad_request", "A frame must be a JSON object."))
             return
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            await self.send_frame(error_frame("bad_request", 'A frame must be a JSON object with a string "type".'))
+        if not isinstance(frame, dict):
+            await self.send_frame(error_frame("bad_request", "A frame must be a JSON object."))
+            return
+        echo = {"client_id": frame["client_id"]} if isinstance(frame.get("client_id"), str) else {}
+        if not isinstance(frame.get("type"), str):
+            message = 'A frame must be a JSON object with a string "type".'
+            await self.send_frame(error_frame("bad_request", message, **echo))
             return
         handler = FRAME_HANDLERS.get(frame["type"])
         if handler is None:
-            await self.send_frame(error_frame("unknown_type", f"Unknown frame type {frame['type'][:50]!r}."))
+            await self.send_frame(error_frame("unknown_type", f"Unknown frame type {frame['type'][:50]!r}.", **echo))
             return
-        echo = {"client_id": frame["client_id"]} if isinstance(frame.get("client_id"), str) else {}
         try:
             reply = await handler(self, frame)
         except ApplicationError as error:
@@ -298,6 +311,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def deliver(self, event: dict[str, Any]) -> None:
         """A group event published by a service: forward its frame (its `on_screen` one if this connection
         joined that chat), unless it excludes this connection (chat_realtime.realtime)."""
+        if self.user_id is None:
+            return  # released: the socket is closing
         if event.get("exclude_channel") == self.channel_name or event.get("exclude_user_id") == self.user_id:
             return
         on_screen = event.get("on_screen")
@@ -312,7 +327,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # Who may write to whom may have changed: the next send checks again.
             self.write_grants.clear()
         if self.credentials_may_have_expired() and await self.credentials_expired():
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.end(CLOSE_UNAUTHENTICATED)
             return
         await self.send_frame(frame)
 

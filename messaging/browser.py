@@ -94,7 +94,8 @@ async def new_message_html(frame: dict, view: BrowserView) -> str:
 async def message_ack_html(frame: dict, view: BrowserView) -> str:
     """The pending bubble ("sending...") becomes the stored message; the sidebar row follows."""
     if not SAFE_CLIENT_ID.match(frame["client_id"]):
-        return ""
+        # Not an id this page made (a client of its own wrote it): no pending bubble has it; shown as it came.
+        return await new_message_html(frame, view)
     html = render_to_string(
         "messaging/partials/_message.html",
         {"message": bubble(frame["message"], view.user.pk), "oob": f"outerHTML:#pending-{frame['client_id']}"},

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 MESSAGE_MAX_CHARS = 4000
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
+# What shows nothing on screen, though str.strip() keeps it: format characters (zero-width spaces, direction
+# marks, the soft hyphen, the byte order mark), other controls, and the letters and symbols drawn blank.
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+BLANK_CHARACTERS = {"\u115f", "\u1160", "\u2800", "\u3164", "\uffa0"}
 TYPING_EVERY_SECONDS = 2
 WRITE_GRANT_SECONDS = 30
 TOO_FAST = "You are sending messages too fast. Wait a moment."
@@ -129,11 +134,20 @@ def _valid_text(text: Any, *, has_image: bool) -> str:
     except UnicodeEncodeError:
         # JSON can carry lone surrogates ("\ud800"); no store can keep them.
         raise ValidationFailed({"text": ["The text is not valid Unicode."]}) from None
-    if not text and not has_image:
+    if "\x00" in text:
+        raise ValidationFailed({"text": ["Null characters are not allowed."]})
+    if not has_image and not _shows_something(text):
         raise ValidationFailed({"text": ["Write something, or attach an image."]})
     if len(text) > MESSAGE_MAX_CHARS:
         raise ValidationFailed({"text": [f"A message is at most {MESSAGE_MAX_CHARS} characters."]})
     return text
+
+
+def _shows_something(text: str) -> bool:
+    return any(
+        unicodedata.category(character) not in INVISIBLE_CATEGORIES and character not in BLANK_CHARACTERS
+        for character in text
+    )
 
 
 @dataclass(frozen=True)
@@ -184,7 +198,8 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
     Answers in the order of `drafts`: the sent message, or the ApplicationError
     that refused that one draft. If the store is down, every draft not yet
     answered is refused with `store_unavailable`. The same client id twice in
-    one batch is one message: the later draft is answered as a resend.
+    one batch is one message: the later draft is answered as a resend of the
+    first, or, if the first was refused, checked as a send of its own.
     """
     outcomes: list[SentMessage | ApplicationError | None] = [None] * len(drafts)
     grants: dict[int, WriteGrant] = {}
@@ -215,11 +230,18 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
             _store_and_record(drafts, keys, grants, outcomes)
     if no_longer_friends:
         _answer_resends_of_the_refused(no_longer_friends, outcomes)
+    # A repeat of a stored draft is its resend (announced with the first, so its ack carries no count); a
+    # repeat of a refused one is a send of its own, as if it came next: its own text, its own turn at the limit.
+    on_their_own: list[int] = []
     for index, first in repeats.items():
         answer = outcomes[first]
-        outcomes[index] = (
-            replace(answer, created=False, grant=grants[index]) if isinstance(answer, SentMessage) else answer
-        )
+        if isinstance(answer, SentMessage):
+            outcomes[index] = replace(answer, created=False, grant=grants[index], announced=False, unread_count=0)
+        else:
+            on_their_own.append(index)
+    if on_their_own:
+        for index, outcome in zip(on_their_own, send_messages([drafts[i] for i in on_their_own]), strict=True):
+            outcomes[index] = outcome
     return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
 

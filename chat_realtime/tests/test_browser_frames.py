@@ -82,6 +82,19 @@ async def test_the_senders_page_swaps_its_pending_bubble_for_the_stored_one(frie
     await alice_page.disconnect()
 
 
+async def test_a_message_sent_with_a_client_id_the_page_never_makes_is_shown_as_it_came(friends_with_chat):
+    alice, bob, chat = friends_with_chat
+    alice_page = await page_in_chat(alice, chat)
+
+    await alice_page.send_json_to({"type": "send_message", "chat_id": chat.pk, "text": "hi", "client_id": "a.b:c"})
+    html = await received(alice_page)
+
+    assert f'hx-swap-oob="beforeend:#messages-{chat.pk}"' in html and "bubble mine" in html
+    assert "pending-a.b:c" not in html
+    assert html.count(f'hx-swap-oob="delete:#chat-row-{chat.pk}"') == 1
+    await alice_page.disconnect()
+
+
 async def test_a_refused_message_marks_its_pending_bubble_failed_with_a_retry(friends_with_chat):
     alice, bob, chat = friends_with_chat
     alice_page = await browser_socket(alice)

@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.models import Session
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
@@ -83,6 +84,25 @@ async def test_a_session_renewed_before_it_runs_out_keeps_its_socket(user):
 
     assert (await ask(socket, {"type": "ping"}))["type"] == "pong"
     await socket.disconnect()
+
+
+async def test_a_socket_whose_session_cannot_be_read_stays_open_and_asks_again(user, monkeypatch):
+    browser = Client()
+    await sync_to_async(browser.force_login)(user)
+    await sync_to_async(_expire_session_in)(browser, 1)
+    socket = await _browser_socket(browser)
+    readable = consumers.stored_expiry
+
+    def database_away(session_key):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(consumers, "stored_expiry", database_away)
+    monkeypatch.setattr(consumers, "SESSION_RECHECK_SECONDS", 1)
+    await asyncio.sleep(1.3)  # its expiry came while the database was away
+
+    assert (await ask(socket, {"type": "ping"}))["type"] == "pong"
+    monkeypatch.setattr(consumers, "stored_expiry", readable)
+    assert await closed_with(socket, 4401)  # asked again: it did run out
 
 
 async def test_a_frame_sent_once_the_session_has_run_out_is_refused(friends_with_chat, monkeypatch):

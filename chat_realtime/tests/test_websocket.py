@@ -1,5 +1,8 @@
 import json
+import time
 from datetime import timedelta
+from types import SimpleNamespace
+from unittest.mock import ANY
 
 import jwt
 import pytest
@@ -174,6 +177,59 @@ async def test_malformed_frames_get_an_error_and_the_connection_survives(user, f
     assert error["message"]
     assert await ws.receive_json_from() == {"type": "pong"}
     await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"type": "send_mesage", "client_id": "c1"}, "unknown_type"),
+        ({"type": None, "client_id": "c1"}, "bad_request"),
+        ({"client_id": "c1"}, "bad_request"),
+    ],
+)
+async def test_an_error_about_a_frame_without_a_known_type_echoes_its_client_id(user, frame, code):
+    ws, _, _ = await connect(f"/ws/?token={access_token(user)}")
+
+    await ws.send_json_to(frame)
+
+    assert await ws.receive_json_from() == {"type": "error", "code": code, "message": ANY, "client_id": "c1"}
+    await ws.disconnect()
+
+
+async def outputs_until_quiet(ws, quiet: float = 0.3) -> list[dict]:
+    outputs = []
+    while not await ws.receive_nothing(timeout=quiet):
+        outputs.append(await ws.receive_output())
+    return outputs
+
+
+def typing_of(user) -> dict:
+    """As a typing event goes out: to everyone in the chat but the typist."""
+    return {
+        "type": "deliver",
+        "frame": {"type": "typing", "chat_id": 1, "user_id": user.pk},
+        "exclude_user_id": user.pk,
+    }
+
+
+@pytest.mark.parametrize("ending", ["session ended", "token expired"])
+async def test_nothing_queued_behind_the_end_of_a_socket_is_sent_after_its_close(user, stranger, ending, monkeypatch):
+    from chat_realtime import consumers
+
+    ws, _, _ = await connect(f"/ws/?token={access_token(user)}")
+    layer = get_channel_layer()
+    if ending == "session ended":
+        layer.group_send_nowait(user_group(user.pk), {"type": "session_ended", "frame": {"type": "session_ended"}})
+    else:
+        later = time.time() + 3600  # past the token's expiry by the clock the socket reads
+        monkeypatch.setattr(consumers, "time", SimpleNamespace(time=lambda: later))
+        layer.group_send_nowait(user_group(user.pk), typing_of(stranger))
+    layer.group_send_nowait(user_group(user.pk), typing_of(stranger))
+
+    outputs = await outputs_until_quiet(ws)
+
+    assert [output["type"] for output in outputs] == ["websocket.close"]
+    assert outputs[0]["code"] == 4401
 
 
 async def test_binary_frames_get_an_error_and_the_connection_survives(user):

@@ -59,6 +59,10 @@ def test_resending_the_same_client_id_stores_one_message_and_returns_it_again(al
     [
         ({"text": "", "client_id": "a"}, "text"),
         ({"text": "   \n ", "client_id": "a"}, "text"),
+        ({"text": "\u200b\u200f\u202e", "client_id": "a"}, "text"),  # zero-width space, direction marks
+        ({"text": "\ufeff \u00ad", "client_id": "a"}, "text"),  # byte order mark, soft hyphen
+        ({"text": "\u2800\u3164", "client_id": "a"}, "text"),  # the braille blank, the Hangul filler
+        ({"text": "hi\x00there", "client_id": "a"}, "text"),
         ({"text": "x" * 4001, "client_id": "a"}, "text"),
         ({"text": "hi"}, "client_id"),
         ({"text": "hi", "client_id": ""}, "client_id"),
@@ -296,6 +300,15 @@ def test_messages_work_the_same_on_the_mongodb_repository(alice_bob_chat, mongo_
 @pytest.fixture(autouse=False)
 def media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.mark.parametrize("text", ["\u200bhi", "e\u0301", "\U0001f44d", "\u05e9\u05dc\u05d5\u05dd \u200f!"])
+def test_text_with_anything_visible_is_kept_as_written(alice_bob_chat, text):
+    alice, _, chat = alice_bob_chat
+
+    response = send(client_for(alice), chat.pk, text)
+
+    assert (response.status_code, response.json()["text"]) == (201, text)
 
 
 def test_an_image_message_is_stored_with_its_url_and_previews_as_image(alice_bob_chat, media_in_tmp):

@@ -73,6 +73,29 @@ def test_a_resend_in_the_same_batch_as_its_original_is_stored_once(friends_with_
     assert message_store().count_after(chat.pk, after=None) == 1
 
 
+def test_a_repeat_in_the_same_batch_is_answered_as_a_resend_not_as_announced(friends_with_chat, unlimited_messages):
+    alice, _, chat = friends_with_chat
+
+    first, again = services.send_messages([draft(alice, chat, "same"), draft(alice, chat, "same")])
+
+    # Only an announced message's ack carries the sender's unread count (messaging/ws_handlers.py).
+    assert first.announced and not again.announced
+
+
+def test_a_draft_whose_client_id_came_first_in_a_refused_draft_is_checked_on_its_own(
+    friends_with_chat, unlimited_messages
+):
+    alice, _, chat = friends_with_chat
+
+    refused, sent = services.send_messages(
+        [draft(alice, chat, "same", text="   "), draft(alice, chat, "same", text="hello")]
+    )
+
+    assert refused.code == "validation_error"
+    assert sent.created and sent.message.text == "hello"
+    assert [m.text for m in message_store().page_before(chat.pk, before=None, limit=5)] == ["hello"]
+
+
 def test_a_resend_that_got_past_the_lookup_is_answered_and_the_rest_of_its_batch_is_recorded(
     friends_with_chat, unlimited_messages, monkeypatch
 ):
