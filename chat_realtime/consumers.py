@@ -29,7 +29,7 @@ from accounts.sessions import stored_expiry
 from chat_realtime.browser_frames import render_for_browser
 from chat_realtime.browser_view import BrowserView
 from chat_realtime.channel_layer import Mailbox, MailboxOverflow
-from chat_realtime.errors import DATABASE_DOWN, ApplicationError
+from chat_realtime.errors import DATABASE_DOWN, ApplicationError, RateLimited
 from messaging import ws_handlers as messaging_frames
 from messaging.services import WriteGrant
 from presence import events as presence_events
@@ -282,7 +282,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             reply = await handler(self, frame)
         except ApplicationError as error:
             fields = {"fields": error.fields} if error.fields else {}
-            await self.send_frame(error_frame(error.code, error.message, **fields, **echo))
+            # A flood's refusal says when to try again, as the API's Retry-After does.
+            wait = {"retry_after": error.retry_after} if isinstance(error, RateLimited) else {}
+            await self.send_frame(error_frame(error.code, error.message, **fields, **wait, **echo))
             return
         except (OperationalError, InterfaceError):
             logger.exception("websocket frame %r failed: database unavailable", frame["type"])

@@ -270,6 +270,7 @@ async def test_flooding_over_the_websocket_is_refused_with_rate_limited(friends_
 
     assert [a["type"] for a in answers] == ["message_ack", "message_ack", "error"]
     assert (answers[2]["code"], answers[2]["client_id"]) == ("rate_limited", "f2")
+    assert 1 <= answers[2]["retry_after"] <= 60
     assert over_api.status_code == 429
     await close(alice_tab)
 
