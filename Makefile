@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PORT ?= 8000
 # Development and tests run with DEBUG on unless the environment says otherwise.
 DEV_ENV := DEBUG=$${DEBUG:-true}
 
@@ -32,13 +31,13 @@ var/.demo-seeded:
 	touch $@
 
 run: migrate var/.demo-seeded
-	$(DEV_ENV) $(BIN)/python manage.py serve --reload --port $${PORT:-$(PORT)}
+	$(DEV_ENV) $(BIN)/python manage.py serve --reload $(if $(PORT),--port $(PORT))
 
 # N workers (`manage.py serve`) behind nginx on PORT, sharing the machine's Redis and the database (docs/deployment.md).
 N ?= 2
 run-cluster: install
 	$(DEV_ENV) REDIS_HOST=$${REDIS_HOST:-127.0.0.1} \
-		$(BIN)/python manage.py run_cluster --workers $(N) --port $${PORT:-$(PORT)}
+		$(BIN)/python manage.py run_cluster --workers $(N) $(if $(PORT),--port $(PORT))
 
 test: install-dev
 	$(DEV_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)

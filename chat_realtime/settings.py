@@ -352,6 +352,8 @@ DATABASES = {"default": database_config(ENV, VAR_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = cache_config(ENV)
+# Whether other processes see this Redis (REDIS_HOST), or it is this process's own in-process stand-in.
+REDIS_SHARED = redis_url(ENV) is not None
 CHANNEL_LAYERS = channel_layers_config(ENV)
 # Prefix of the raw Redis keys (friends:{id}, online_users, ...); empty keeps the original names.
 REDIS_KEY_PREFIX = ENV.get("REDIS_KEY_PREFIX", "")

@@ -9,11 +9,12 @@ project's spelling (`friends:{id}`, `online_users`) so operators can read them;
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.management.base import CommandError
 from django_redis import get_redis_connection
 from redis import Redis, exceptions
 from redis.exceptions import RedisError
 
-__all__ = ["UNREACHABLE", "RedisError", "connection", "key"]
+__all__ = ["UNREACHABLE", "RedisError", "connection", "ensure_shared", "key"]
 
 # The RedisErrors of a Redis that could not be reached, rather than one that refused a command.
 UNREACHABLE = (exceptions.ConnectionError, exceptions.TimeoutError)
@@ -25,3 +26,13 @@ def connection() -> Redis:
 
 def key(name: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}{name}"
+
+
+def ensure_shared(what: str) -> None:
+    """For a command that works on the workers' Redis: CommandError when there is none to reach."""
+    if not settings.REDIS_SHARED:
+        raise CommandError(
+            f"REDIS_HOST is not set: each process has its own in-process Redis, so {what} would change only "
+            "this command's copy, not the server's. The server (make run) keeps its own; restart it to start "
+            "it afresh, or set REDIS_HOST to the Redis the workers share."
+        )

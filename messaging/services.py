@@ -291,7 +291,7 @@ def _store_and_record(
             outcomes[index] = error
     if to_store:
         try:
-            stored = store.add_many(list(to_store.values()))
+            stored = store.add_many(list(to_store.values()), after=_newest_known(read_states))
         except MessageStoreUnavailable as error:
             _refused(outcomes, error)
             if transaction.get_rollback():
@@ -316,6 +316,17 @@ def _store_and_record(
                     # No membership left (removed after its grant was checked): nothing there is unread for it.
                     unread_count=unread_after[outcome.message.id].get(outcome.grant.sender_id, 0),
                 )
+
+
+def _newest_known(read_states: list[ReadState]) -> dict[int, str]:
+    """Each chat's newest message as its locked memberships show it: what you send, you have read, so the
+    newest is some member's read position. New messages are stored after it (MessageStore.add_many)."""
+    newest: dict[int, tuple[Any, str]] = {}
+    for _, chat_id, _, last_read, _ in read_states:
+        key = _position_key(last_read)
+        if key is not None and (chat_id not in newest or key > newest[chat_id][0]):
+            newest[chat_id] = (key, last_read)
+    return {chat_id: message_id for chat_id, (_, message_id) in newest.items()}
 
 
 def _answer_resends_of_the_refused(

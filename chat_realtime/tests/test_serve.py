@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect
 
@@ -89,3 +90,15 @@ def test_a_served_worker_answers_http_and_an_authenticated_websocket_without_def
     assert health == {"status": "ok"}
     assert first["type"] == "online_friends"
     assert extensions is None
+
+
+def test_without_a_port_it_listens_on_the_configured_one(monkeypatch, settings):
+    settings.PORT = 8123  # PORT, from the environment or .env
+    served = {}
+    monkeypatch.setattr(serve, "load_application", lambda: None)
+    monkeypatch.setattr(serve, "start_wal_checkpoints", lambda alias="default": None)
+    monkeypatch.setattr(serve.uvicorn, "run", lambda application, **options: served.update(options))
+
+    call_command("serve")
+
+    assert served["port"] == 8123

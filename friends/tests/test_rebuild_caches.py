@@ -15,6 +15,12 @@ from friends.cache import friends_info_key, friends_key
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def workers_redis(settings):
+    """The tests' Redis (the in-process stand-in, without REDIS_HOST) plays the one the workers share."""
+    settings.REDIS_SHARED = True
+
+
 def rebuild_caches() -> str:
     out = io.StringIO()
     call_command("rebuild_caches", stdout=out)
@@ -70,6 +76,17 @@ def test_deactivated_users_are_left_out(people):
     assert "of 2 active users" in output
     assert not redis().exists(friends_key(carol.pk))
     assert redis().exists(friends_key(alice.pk), friends_key(bob.pk)) == 2
+
+
+def test_without_a_redis_the_workers_share_it_refuses_and_drops_nothing(people, settings):
+    alice = people[0]
+    rebuild_caches()
+    settings.REDIS_SHARED = False
+
+    with pytest.raises(CommandError, match="REDIS_HOST is not set"):
+        rebuild_caches()
+
+    assert redis().exists(friends_key(alice.pk))
 
 
 def test_unreachable_redis_is_a_clear_error(people, redis_down):

@@ -7,6 +7,7 @@ while messages keep arriving.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -87,12 +88,15 @@ class MessageStore(Protocol):
         """Store a message; (message, True). If this sender already sent `client_id`
         in this chat, nothing is written: (the earlier message, False)."""
 
-    def add_many(self, messages: list[NewMessage]) -> list[tuple[StoredMessage, bool]]:
+    def add_many(
+        self, messages: list[NewMessage], *, after: Mapping[int, str] | None = None
+    ) -> list[tuple[StoredMessage, bool]]:
         """`add` for several messages in one write (a group commit), answered in the same order.
 
-        Ids follow the list's order. MessageStoreUnavailable means the answer is
-        unknown: the SQL store wrote none of them, MongoDB may have written some;
-        either way a resend of each finds what was stored."""
+        Ids follow the list's order, and sort after `after[chat_id]` (the newest message of that chat
+        the caller knows, under the chat's lock), whatever process wrote that one and whatever its
+        clock said. MessageStoreUnavailable means the answer is unknown: the SQL store wrote none of
+        them, MongoDB may have written some; either way a resend of each finds what was stored."""
 
     def find_by_client_ids(self, keys: list[ClientKey]) -> dict[ClientKey, StoredMessage]:
         """The messages already sent under these client keys, in one round trip."""

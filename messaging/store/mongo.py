@@ -7,13 +7,17 @@ Indexes (made when the store is first used by a process):
 resent message is stored once.
 
 Ids are 12-byte ObjectIds (24 hex characters) made here rather than by the
-driver: 6 bytes of milliseconds since the epoch, 3 naming the process, and a
-3-byte counter that keeps one process's ids in order within a millisecond. A
-driver ObjectId counts whole seconds, so two workers writing into one chat in
-the same second would interleave by chance; these sort by the millisecond of
-their creation, on every worker (give or take clock skew between machines,
-which NTP keeps small). The order is the same for every reader and never
-changes, which is what paging and unread counts need.
+driver: 6 bytes of milliseconds, 3 naming the process, and a 3-byte counter
+that keeps one process's ids in order within a millisecond. A driver ObjectId
+counts whole seconds, so two workers writing into one chat in the same second
+would interleave by chance. The milliseconds are the clock's, moved on where
+needed so that each id sorts after this process's previous one (a clock
+stepped back) and after the chat's newest message as the writer's lock sees
+it (`add_many`'s `after`: written by another worker, whose clock may be ahead,
+or in the same millisecond with a larger process number). So a message is
+never stored below one a reader may already have paged past: the order is
+the same for every reader and never changes, which is what paging and unread
+counts need. `created_at` keeps the clock's own time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import re
 import threading
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import pymongo
 from bson import ObjectId
@@ -59,13 +64,22 @@ def _stored(doc: dict) -> StoredMessage:
 _PROCESS = os.urandom(3)
 _counter = itertools.count(int.from_bytes(os.urandom(2), "big"))
 _counter_lock = threading.Lock()
+_last_made = (0, 0)  # (milliseconds, counter) of this process's newest id
 
 
-def _time_ordered_id(at: datetime) -> ObjectId:
-    """Milliseconds (6 bytes), this process (3), a counter (3): in order within a process, even within one ms."""
+def _time_ordered_id(at: datetime, *, after: ObjectId | None = None) -> ObjectId:
+    """Milliseconds (6 bytes), this process (3), a counter (3), above this process's previous id and `after`."""
+    global _last_made
     millis = int(at.timestamp() * 1000)
+    if after is not None:
+        millis = max(millis, int.from_bytes(after.binary[:6], "big") + 1)
     with _counter_lock:
         count = next(_counter) % (1 << 24)
+        last_millis, last_count = _last_made
+        if (millis, count) <= (last_millis, last_count):
+            # The clock went back, or the counter wrapped within a millisecond.
+            millis = last_millis if count > last_count else last_millis + 1
+        _last_made = (millis, count)
     return ObjectId(millis.to_bytes(6, "big") + _PROCESS + count.to_bytes(3, "big"))
 
 
@@ -89,7 +103,13 @@ class MongoMessageStore:
 
     @classmethod
     def connect(cls, url: str, database: str) -> MongoMessageStore:
-        client = pymongo.MongoClient(url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True)
+        # Fail fast when MongoDB is away (pymongo waits 30 s), unless the URL says how long to wait: keyword
+        # arguments would override its options.
+        given = {name.lower() for name in parse_qs(urlsplit(url).query)}
+        timeouts = {
+            name: 3000 for name in ("serverSelectionTimeoutMS", "connectTimeoutMS") if name.lower() not in given
+        }
+        client = pymongo.MongoClient(url, tz_aware=True, **timeouts)
         return cls(client[database][COLLECTION])
 
     def ensure_indexes(self) -> None:
@@ -99,6 +119,8 @@ class MongoMessageStore:
         )
 
     def order_key(self, message_id: str) -> ObjectId:
+        if not isinstance(message_id, str):
+            raise InvalidMessageId(message_id)  # ObjectId(None) would be a new id, not a refusal
         try:
             return ObjectId(message_id)
         except (InvalidId, TypeError):
@@ -107,11 +129,12 @@ class MongoMessageStore:
     def add(self, *, chat_id, sender_id, text, image_url, client_id):
         return self.add_many([NewMessage(chat_id, sender_id, text, image_url, client_id)])[0]
 
-    def add_many(self, messages):
+    def add_many(self, messages, *, after=None):
         created_at = _now_ms()
+        newest = {chat_id: self.order_key(message_id) for chat_id, message_id in (after or {}).items()}
         docs = [
             {
-                "_id": _time_ordered_id(created_at),
+                "_id": _time_ordered_id(created_at, after=newest.get(m.chat_id)),
                 "chat_id": m.chat_id,
                 "sender_id": m.sender_id,
                 "text": m.text,

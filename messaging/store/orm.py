@@ -148,7 +148,8 @@ class OrmMessageStore:
     def add(self, *, chat_id, sender_id, text, image_url, client_id):
         return self.add_many([NewMessage(chat_id, sender_id, text, image_url, client_id)])[0]
 
-    def add_many(self, messages):
+    def add_many(self, messages, *, after=None):
+        # `after` needs nothing here: the database numbers rows in the order their inserts take the chats' lock.
         created_at = _now()
         db = _database()
         if not db.features.can_return_rows_from_bulk_insert:

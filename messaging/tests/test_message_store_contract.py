@@ -8,6 +8,7 @@
 """
 
 import os
+import time
 import uuid
 
 import mongomock
@@ -228,6 +229,12 @@ def test_an_unknown_or_malformed_id_is_no_message(store, bad_id):
     assert store.soft_delete(bad_id, deleted_by=1) is None
 
 
+@pytest.mark.parametrize("not_an_id", [None, 12, b"abcdefghijkl"])
+def test_only_a_string_is_a_message_id(store, not_an_id):
+    with pytest.raises(InvalidMessageId):
+        store.order_key(not_an_id)
+
+
 @pytest.mark.parametrize("bad_cursor", ["abc", "", "-5"])
 def test_a_malformed_cursor_is_refused(store, bad_cursor):
     with pytest.raises(InvalidMessageId):
@@ -236,9 +243,36 @@ def test_a_malformed_cursor_is_refused(store, bad_cursor):
         store.page_after(1, after=bad_cursor, limit=10)
 
 
-def test_an_unreachable_mongodb_raises_store_unavailable():
+def test_an_unreachable_mongodb_raises_store_unavailable_as_soon_as_the_url_says():
+    started = time.monotonic()
     with pytest.raises(MessageStoreUnavailable):
         MongoMessageStore.connect("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", "nowhere")
+
+    assert time.monotonic() - started < 2  # the URL's 200 ms, not the 3 s the store waits otherwise
+
+
+@pytest.mark.parametrize(
+    ("url", "timeouts"),
+    [
+        ("mongodb://db:27017", {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000}),
+        ("mongodb://db:27017/?connecttimeoutms=100", {"serverSelectionTimeoutMS": 3000}),
+        ("mongodb://db1,db2/?serverSelectionTimeoutMS=50&connectTimeoutMS=60&replicaSet=rs", {}),
+    ],
+)
+def test_the_store_waits_briefly_for_mongodb_unless_its_url_says_how_long(monkeypatch, url, timeouts):
+    from messaging.store import mongo
+
+    made = []
+
+    def client(given_url, **options):
+        made.append((given_url, options))
+        return mongomock.MongoClient(tz_aware=True)
+
+    monkeypatch.setattr(mongo.pymongo, "MongoClient", client)
+
+    MongoMessageStore.connect(url, "chat")
+
+    assert made == [(url, {"tz_aware": True, **timeouts})]
 
 
 def test_add_many_stores_in_order_and_answers_a_resent_client_id_with_the_original(store):

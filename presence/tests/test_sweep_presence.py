@@ -14,6 +14,12 @@ from presence.services import online_users_key
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def workers_redis(settings):
+    """The tests' Redis (the in-process stand-in, without REDIS_HOST) plays the one the workers share."""
+    settings.REDIS_SHARED = True
+
+
 def sweep_presence() -> str:
     out = io.StringIO()
     call_command("sweep_presence", stdout=out)
@@ -50,6 +56,19 @@ def test_a_second_sweep_finds_nobody(make_user, settings):
     sweep_presence()
 
     assert "Took 0 users offline." in sweep_presence()
+
+
+def test_without_a_redis_the_workers_share_it_refuses_and_sweeps_nobody(make_user, settings):
+    bob = make_user(username="bob")
+    settings.PRESENCE_TTL_SECONDS = 0.2
+    services.connect(user_id=bob.pk, connection_id="dead-worker.conn")
+    time.sleep(0.3)
+    settings.REDIS_SHARED = False
+
+    with pytest.raises(CommandError, match="REDIS_HOST is not set"):
+        sweep_presence()
+
+    assert online_users() == {bob.pk}
 
 
 def test_unreachable_redis_is_a_clear_error(redis_down):

@@ -163,7 +163,7 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 
 class Command(BaseCommand):
-    help = "Run N daphne workers behind nginx on PORT, sharing Redis and the database, until Ctrl-C."
+    help = "Run N workers (manage.py serve) behind nginx on PORT, sharing Redis and the database, until Ctrl-C."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workers", type=int, default=2, help="how many workers (default 2)")

@@ -65,7 +65,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-        parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+        parser.add_argument("--port", type=int, default=settings.PORT, help="port to listen on (default PORT, 8000)")
         parser.add_argument("--reload", action="store_true", help="restart when the code changes (development)")
 
     def handle(self, *args: Any, host: str, port: int, reload: bool, **options: Any) -> None:

@@ -26,6 +26,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
+        shared_redis.ensure_shared("rebuilding the friend cache")
         try:
             redis = shared_redis.connection()
             redis.ping()

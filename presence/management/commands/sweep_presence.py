@@ -18,6 +18,7 @@ class Command(BaseCommand):
     help = "Take offline every user whose websocket connections all expired (their workers died); runs once."
 
     def handle(self, *args, **options) -> None:
+        shared_redis.ensure_shared("a sweep")
         try:
             taken = services.sweep()
         except shared_redis.RedisError as error:
