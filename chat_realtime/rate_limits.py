@@ -57,6 +57,31 @@ def check_rate_limit(limit: str, *, key: str, message: str) -> None:
         raise refused
 
 
+def refuse_if_used_up(limit: str, keys: list[str], *, message: str) -> None:
+    """Raise RateLimited if any of `keys` has used up `limit` in its current window; counts nothing.
+
+    For limits that count only what went wrong (`count_attempts` after a failed login): asked first, so that
+    a refused attempt is not even tried.
+    """
+    rate = settings.RATE_LIMITS.get(limit)
+    if rate is None or not keys:
+        return
+    count, seconds = rate
+    try:
+        with shared_redis.connection().pipeline(transaction=False) as pipe:
+            for key in keys:
+                name = window_key(limit, key)
+                pipe.get(name)
+                pipe.ttl(name)
+            answers = pipe.execute()
+    except shared_redis.RedisError:
+        logger.warning("rate limit %s not checked: Redis could not answer", limit, exc_info=True)
+        return
+    for attempts, left in zip(answers[::2], answers[1::2], strict=True):
+        if attempts is not None and int(attempts) >= count:
+            raise RateLimited(message, retry_after=left if left > 0 else seconds)
+
+
 def count_attempts(limit: str, keys: list[str], *, message: str) -> list[RateLimited | None]:
     """Count one attempt against `limit` for each of `keys`, in one Redis round trip.
 

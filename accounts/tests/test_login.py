@@ -78,6 +78,33 @@ def test_login_attempts_past_the_limit_get_429_per_address_across_accounts(api_c
     assert elsewhere.status_code == 200
 
 
+@override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
+def test_logins_that_succeed_count_against_no_limit(api_client, make_user):
+    """A class behind one school address, all signing in at nine."""
+    pupils = [make_user(username=f"pupil{n}") for n in range(8)]
+
+    statuses = [
+        api_client.post(LOGIN, {"login": p.username, "password": PASSWORD}, format="json", REMOTE_ADDR="10.0.0.1")
+        for p in [*pupils, pupils[0], pupils[0]]
+    ]
+
+    assert [response.status_code for response in statuses] == [200] * 10
+
+
+@override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
+def test_a_refused_login_is_not_tried_even_with_the_right_password_and_counts_nothing_more(api_client, user):
+    from chat_realtime.rate_limits import window_key
+    from chat_realtime.shared_redis import connection
+
+    for _ in range(3):
+        api_client.post(LOGIN, {"login": "alice", "password": "wrong"}, format="json", REMOTE_ADDR="10.0.0.1")
+
+    refused = api_client.post(LOGIN, {"login": "alice", "password": PASSWORD}, format="json", REMOTE_ADDR="10.0.0.1")
+
+    assert refused.status_code == 429
+    assert int(connection().get(window_key("login", "ip:10.0.0.1"))) == 3
+
+
 @override_settings(RATE_LIMITS={"login": None, "register": (2, 3600), "password_reset": None})
 def test_registrations_past_the_limit_get_429(api_client, db):
     from accounts.models import User
