@@ -7,6 +7,7 @@ app_name = "friends"
 urlpatterns = [
     path("friends/", views.friends_page, name="page"),
     path("friends/search/", views.search, name="search"),
+    path("friends/<id:user_id>/action", views.friend_action, name="action"),
     path("friends/<id:user_id>/request", views.send_request, name="send_request"),
     path("friends/<id:user_id>/accept", views.accept, name="accept"),
     path("friends/<id:user_id>/reject", views.reject, name="reject"),

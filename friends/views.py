@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -57,6 +57,17 @@ def _answer(request: HttpRequest, user_id: int, action) -> HttpResponse:
     if not request.htmx:
         return redirect("friends:page")
     context = {**browser.action_context(request.user, user_id), "badge_oob": True}
+    return render(request, "friends/partials/_friend_action.html", context)
+
+
+@login_required
+@require_GET
+def friend_action(request: HttpRequest, user_id: int) -> HttpResponse:
+    """The person's action button as it is now: what the page asks for when news of it arrived while its own
+    request was on its way (static/js/app.js). Nobody's (an unknown or deactivated account): 404."""
+    context = browser.action_context(request.user, user_id)
+    if context["person"] is None:
+        raise Http404("No such person.")
     return render(request, "friends/partials/_friend_action.html", context)
 
 

@@ -275,3 +275,37 @@ def test_after_a_long_outage_the_page_fetches_every_message_it_missed_in_order(a
         expect(page.locator(".bubble")).to_have_count(132)
         assert _texts(page) == ["m0", *(f"missed {n}" for n in range(130)), "live"]
     assert errors == []
+
+
+def test_a_friend_button_whose_answer_lands_after_newer_news_shows_the_newer_state(
+    app_server, user, make_user, settings
+):
+    """Alice asks bob; her answer ("Request sent") is slow, and bob accepts before it lands: the news of it
+    reached her page while her request was on its way, so the page asks for the button afresh after."""
+    from friends import services as friend_services
+
+    alice, bob = user, make_user(username="bob")
+    with_a_password_the_server_knows(settings, alice)
+    errors: list[str] = []
+    with chromium() as browser:
+        page = browser.new_context().new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        log_in(page, app_server.url, "alice")
+        page.goto(app_server.url + "/friends/?q=bob")
+        held = []
+        page.route("**/friends/*/request", lambda route: held.append((route, route.fetch())))
+
+        page.get_by_role("button", name="Add friend").click()
+        for _ in range(50):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        in_a_thread(lambda: friend_services.accept_friend_request(receiver=bob, requester_id=alice.pk))
+        page.wait_for_timeout(500)  # the news arrives, and is set aside: the button waits for its answer
+        route, answered_before_bob_accepted = held[0]
+        route.fulfill(response=answered_before_bob_accepted)
+
+        button = page.locator("#search-results .friend-action")
+        expect(button).to_have_attribute("data-state", "friends")
+        expect(button).to_contain_text("Friends")
+    assert errors == []

@@ -100,6 +100,18 @@ def test_friend_actions_need_a_post(alice_client, bob):
     assert alice_client.get(f"/friends/{bob.pk}/request").status_code == 405
 
 
+def test_a_persons_button_is_answered_as_it_is_now(alice_client, user, bob):
+    services.send_friend_request(sender=bob, receiver_id=user.pk)
+
+    now = alice_client.get(f"/friends/{bob.pk}/action", **HTMX)
+    nobody = alice_client.get("/friends/999999/action", **HTMX)
+
+    assert now.status_code == 200 and 'data-state="incoming"' in now.content.decode()
+    assert f'data-refresh="/friends/{bob.pk}/action"' in now.content.decode()
+    assert nobody.status_code == 404
+    assert alice_client.post(f"/friends/{bob.pk}/action", **HTMX).status_code == 405
+
+
 @pytest.fixture
 def inbox(user, bob):
     services.send_friend_request(sender=bob, receiver_id=user.pk)
@@ -159,6 +171,6 @@ def test_acting_on_a_notification_gone_meanwhile_answers_the_menu_as_it_is_now(a
 
 
 def test_pages_need_a_login(client, db):
-    for path in ("/", "/friends/", "/notifications/", "/accounts/settings/"):
+    for path in ("/", "/friends/", "/notifications/", "/accounts/settings/", "/friends/1/action"):
         response = client.get(path)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"], path

@@ -66,6 +66,9 @@
           // A row that moves to the top is deleted and drawn anew at the top (the next fragment).
           const row = spec.startsWith("delete:") && targets.find(inFlight);
           if (row && row.matches(".chat-row")) kept.set(row.dataset.chatId, row);
+          // The answer on its way may be older than this news: once it has landed, it is asked for afresh.
+          targets.filter((target) => inFlight(target) && target.dataset.refresh)
+            .forEach((target) => refreshAfterAnswer.set(selector, target.dataset.refresh));
           fragment.remove();
           return;
         }
@@ -307,6 +310,29 @@
     localTimes(event.detail.target || document);
   });
   document.addEventListener("htmx:afterSettle", () => { if (currentPane() && joinedChat !== currentPane().chatId) setUpPane(); });
+
+  // Elements whose news came while their own request was on its way (selector -> the URL of what they show
+  // now): drawn again from that URL once none of them waits for an answer.
+  const refreshAfterAnswer = new Map();
+  document.addEventListener("htmx:afterSettle", () => {
+    refreshAfterAnswer.forEach((url, selector) => {
+      if ($$(selector).some(inFlight)) return;
+      refreshAfterAnswer.delete(selector);
+      fetch(url, { headers: { "HX-Request": "true" } })
+        .then((response) => (response.ok ? response.text() : ""))
+        .then((html) => {
+          $$(selector).forEach((target) => {
+            if (!html || inFlight(target)) return;
+            const holder = document.createElement("template");
+            holder.innerHTML = html.trim();
+            const fresh = holder.content.firstElementChild;
+            target.replaceWith(fresh);
+            htmx.process(fresh);
+          });
+        })
+        .catch(() => {}); // offline: the next news, or the next visit, draws it
+    });
+  });
 
   // --- Writing ---------------------------------------------------------------------------
   function showPending(chatId, clientId, text) {
