@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
+from accounts.selectors import LOGIN_MAX_CHARS
 from chat_realtime.rate_limits import client_ip
 
 
@@ -72,7 +73,7 @@ class LoginApi(APIView):
     permission_classes = [AllowAny]
 
     class LoginInput(serializers.Serializer):
-        login = serializers.CharField(help_text="Username, email or phone number.")
+        login = serializers.CharField(max_length=LOGIN_MAX_CHARS, help_text="Username, email or phone number.")
         password = serializers.CharField(trim_whitespace=False)
 
     @extend_schema(request=LoginInput, responses={200: SessionSerializer}, auth=[])
@@ -127,7 +128,7 @@ class PasswordResetApi(APIView):
     permission_classes = [AllowAny]
 
     class PasswordResetInput(serializers.Serializer):
-        email = serializers.CharField()
+        email = serializers.CharField(max_length=LOGIN_MAX_CHARS)
 
     @extend_schema(request=PasswordResetInput, responses={202: None}, auth=[])
     def post(self, request: Request) -> Response:

@@ -3,6 +3,7 @@
 from django import forms
 
 from accounts.models import Theme
+from accounts.selectors import LOGIN_MAX_CHARS
 
 
 class Form(forms.Form):
@@ -31,7 +32,9 @@ class SignupForm(Form):
 
 class LoginForm(Form):
     login = forms.CharField(
-        label="Username, email or phone", widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"})
+        label="Username, email or phone",
+        max_length=LOGIN_MAX_CHARS,
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"})
     )
     password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 

@@ -4,6 +4,10 @@ from django.db.models import Q
 
 from accounts.models import User, normalize_email, normalize_phone_number
 
+# The longest identifier anyone logs in with: an email address. Longer text names nobody, and is not even
+# looked for (SQLite refuses a LIKE pattern past 50,000 bytes, which iexact becomes there).
+LOGIN_MAX_CHARS = 254
+
 
 def user_by_login(login: str) -> User | None:
     """The user a login identifier names: their username, email or phone number.
@@ -12,7 +16,7 @@ def user_by_login(login: str) -> User | None:
     the answer is the same whichever accounts exist.
     """
     login = (login or "").strip()
-    if not login:
+    if not login or len(login) > LOGIN_MAX_CHARS:
         return None
     phone_number = normalize_phone_number(login)
     candidates = list(
@@ -32,6 +36,8 @@ def user_by_login(login: str) -> User | None:
 
 
 def active_user_by_email(email: str) -> User | None:
+    if len(email) > LOGIN_MAX_CHARS:
+        return None
     return User.objects.filter(email__iexact=normalize_email(email), is_active=True).first()
 
 

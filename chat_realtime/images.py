@@ -22,7 +22,10 @@ from chat_realtime.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 
-ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
+ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "MPO"}
+# A JPEG with a second picture after it (MPO: many phone cameras write one, for depth or stereo) is a JPEG;
+# its first picture is the photo.
+FORMAT_OF = {"MPO": "JPEG"}
 AVATAR_SIZE = 512
 
 
@@ -63,7 +66,7 @@ def decode_image(upload, *, field: str, max_bytes: int) -> DecodedImage:
         raise refuse("This file is not an image we can read (JPEG, PNG, GIF or WebP).") from None
     except (OSError, SyntaxError, ValueError):
         raise refuse("The image is damaged or incomplete.") from None
-    return DecodedImage(image=image, format=image.format)
+    return DecodedImage(image=image, format=FORMAT_OF.get(image.format, image.format))
 
 
 def avatar_file(upload, *, field: str = "avatar") -> ContentFile:
@@ -118,11 +121,14 @@ def message_image_url(upload, *, chat_id: int, field: str = "image") -> str:
             out.write(_gif_without_metadata(upload.read()))
         except (IndexError, ValueError):
             raise ValidationFailed({field: ["The image is damaged or incomplete."]}) from None
-    elif getattr(image, "is_animated", False):  # WebP
+    elif decoded.format == "WEBP" and getattr(image, "is_animated", False):
         width, height = image.size
         if image.n_frames * width * height > settings.IMAGE_MAX_PIXELS:
             raise ValidationFailed({field: ["The animation has too many pixels (its frames together)."]})
-        _save_animated_webp(image, out)
+        try:
+            _save_animated_webp(image, out)
+        except (OSError, ValueError, EOFError):  # a later frame that does not decode
+            raise ValidationFailed({field: ["The image is damaged or incomplete."]}) from None
     else:
         image = _bare(ImageOps.exif_transpose(image))
         if decoded.format == "JPEG":

@@ -317,6 +317,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "chat_realtime.security_headers.ContentSecurityPolicyMiddleware",
+    "chat_realtime.request_charsets.ReadableCharsetMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -157,3 +157,38 @@ def test_the_account_limit_counts_every_identifier_and_spelling_of_one_account(a
     ]
 
     assert statuses == [401, 401, 401, 429]
+
+
+# Escaped for SQLite's LIKE, 25,001 '%' make a pattern past the 50,000 bytes it takes.
+FAR_TOO_LONG = "%" * 25_001
+
+
+def test_a_login_longer_than_any_identifier_is_a_clear_400(api_client, user):
+    response = api_client.post(LOGIN, {"login": FAR_TOO_LONG, "password": "x"}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["login"]
+
+
+def test_a_login_longer_than_any_identifier_names_nobody_wherever_it_comes_from(user):
+    from accounts import services
+    from chat_realtime.errors import AuthenticationError
+
+    with pytest.raises(AuthenticationError) as refused:
+        services.login_user(login=FAR_TOO_LONG, password=PASSWORD, client_ip="10.0.0.1")
+
+    assert refused.value.code == "invalid_credentials"
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "status", "error"),
+    [("/accounts/login/", "login", 400, 'class="errorlist'), ("/admin/login/", "username", 200, 'class="errornote')],
+)
+def test_the_browser_and_admin_login_forms_refuse_a_login_longer_than_any_identifier(
+    client, user, path, field, status, error
+):
+    response = client.post(path, {field: FAR_TOO_LONG, "password": "x"})
+
+    assert response.status_code == status  # the form again, with its error
+    assert error in response.content.decode()
+    assert "_auth_user_id" not in client.session

@@ -143,3 +143,11 @@ def test_changing_the_password_in_the_browser_keeps_this_session_and_revokes_tok
     assert response.status_code == 302
     assert client.get("/").status_code == 200
     assert api_client.post("/api/auth/refresh", {"refresh": session["refresh"]}, format="json").status_code == 401
+
+
+def test_a_reset_for_an_email_longer_than_any_is_a_clear_400(api_client, user, mailoutbox):
+    response = api_client.post(RESET, {"email": "%" * 60_000}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["email"]
+    assert mailoutbox == []

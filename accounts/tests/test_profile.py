@@ -54,6 +54,20 @@ def test_a_real_image_becomes_the_avatar(auth_client, user, fmt, mode):
         assert image.format in ("PNG", "JPEG")
 
 
+def test_a_phone_cameras_jpeg_with_a_second_picture_becomes_the_avatar(auth_client, user):
+    out = io.BytesIO()
+    Image.new("RGB", (900, 600), (200, 80, 40)).save(
+        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (900, 600))]
+    )
+
+    response = auth_client.patch("/api/me", {"avatar": upload(out.getvalue(), "photo.jpg")})
+
+    assert response.status_code == 200, response.json()
+    user.refresh_from_db()
+    with user.avatar.open("rb") as stored:
+        assert Image.open(stored).format == "JPEG"
+
+
 def test_the_avatar_is_reencoded_without_its_metadata(auth_client, user):
     exif = Image.Exif()
     exif[0x010F] = "SpyCam"  # camera make

@@ -175,6 +175,58 @@ def test_a_request_too_large_for_the_api_is_refused_in_the_error_shape(friends_w
     assert (response.json()["error"]["code"], response.status_code) == expected
 
 
+MULTIPART = b'--XX\r\nContent-Disposition: form-data; name="message_id"\r\n\r\n1\r\n--XX--\r\n'
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded; charset=punycode", b"message_id=1"),
+        ("multipart/form-data; boundary=XX; charset=idna", MULTIPART),
+    ],
+)
+def test_a_body_in_a_charset_that_cannot_be_read_is_a_clear_400(friends_with_chat, content_type, body):
+    from rest_framework.test import APIClient
+
+    alice, _, chat = friends_with_chat
+    api = APIClient()
+    api.force_authenticate(alice)
+
+    response = api.generic("POST", f"/api/chats/{chat.pk}/read", body, content_type=content_type)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize("charset", ["punycode", "idna"])
+def test_a_page_posted_in_a_charset_that_cannot_be_read_gets_a_400_page(client, make_user, charset):
+    response = client.generic(
+        "POST",
+        "/accounts/login/",
+        b"login=alice&password=x",
+        content_type=f"application/x-www-form-urlencoded; charset={charset}",
+    )
+
+    assert response.status_code == 400 and not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "latin-1", "no-such-charset"])
+def test_a_body_in_a_charset_read_leniently_is_read(friends_with_chat, charset):
+    from rest_framework.test import APIClient
+
+    alice, _, chat = friends_with_chat
+    api = APIClient()
+    api.force_authenticate(alice)
+
+    response = api.generic(
+        "POST",
+        f"/api/chats/{chat.pk}/read",
+        b"message_id=x",
+        content_type=f"application/x-www-form-urlencoded; charset={charset}",
+    )
+
+    assert response.json()["error"]["code"] == "not_found"  # read: its message_id names no message
+
+
 def test_a_page_request_too_large_still_gets_a_page(client, make_user):
     client.force_login(make_user())
 

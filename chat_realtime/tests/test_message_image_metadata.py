@@ -149,3 +149,30 @@ def test_an_animation_with_more_pixels_than_allowed_in_its_frames_together_is_re
 
     assert "too many pixels" in refused.value.fields["image"][0]
     assert not (media.MEDIA_ROOT / "messages").exists()
+
+
+def test_a_jpeg_carrying_a_second_picture_is_taken_as_the_photo_it_shows(media):
+    photo, depth = Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (40, 30), (0, 0, 0))
+    out = io.BytesIO()
+    photo.save(out, format="MPO", save_all=True, append_images=[depth])
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"  # as many phone cameras write them
+
+    url = message_image_url(upload(out.getvalue(), "photo.jpg"), chat_id=1)
+
+    kept = Image.open(io.BytesIO(stored(media, url)))
+    assert url.endswith(".jpg") and kept.format == "JPEG"
+    red, green, blue = kept.getpixel((20, 15))
+    assert red > 180 and green < 40
+
+
+def test_an_animated_webp_with_a_damaged_later_frame_is_refused_and_nothing_is_stored(media):
+    data = bytearray(animation("WEBP", lossless=True))
+    last_frame = data.rfind(b"ANMF")
+    for index in range(last_frame + 40, min(last_frame + 80, len(data))):
+        data[index] ^= 0xFF
+
+    with pytest.raises(ValidationFailed) as refused:
+        message_image_url(upload(bytes(data), "broken.webp"), chat_id=1)
+
+    assert refused.value.fields == {"image": ["The image is damaged or incomplete."]}
+    assert not (media.MEDIA_ROOT / "messages").exists()
