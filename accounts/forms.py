@@ -34,7 +34,7 @@ class LoginForm(Form):
     login = forms.CharField(
         label="Username, email or phone",
         max_length=LOGIN_MAX_CHARS,
-        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"})
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
     )
     password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 

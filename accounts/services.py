@@ -36,7 +36,7 @@ from accounts.models import (
 from accounts.selectors import active_user_by_email, user_by_login
 from chat_realtime.errors import ApplicationError, AuthenticationError, ConflictError, NotFoundError, ValidationFailed
 from chat_realtime.images import avatar_file
-from chat_realtime.rate_limits import check_rate_limit, count_attempts, refuse_if_used_up
+from chat_realtime.rate_limits import check_rate_limit, count_attempts, refund_attempts
 from chat_realtime.realtime import end_sessions
 
 logger = logging.getLogger(__name__)
@@ -150,17 +150,20 @@ def login_user(*, login: str, password: str, client_ip: str, request: Any = None
     """The active user that `login` (username, email or phone) and `password` name.
 
     Failed attempts count against LOGIN_RATE_LIMIT per client address and per account (whichever identifier
-    or spelling names it); logging in does not, so many people behind one address, or one person on many
-    devices, are never held back by their own successes.
+    or spelling names it); a login that succeeds gives its attempt back, so many people behind one address, or
+    one person on many devices, are not held back by their own successes. Each attempt counts before its
+    password is checked: guesses sent all at once count together.
     """
     account = user_by_login(login)
     account_key = f"user:{account.pk}" if account else f"login:{normalize_phone_number((login or '').lower())}"
     windows = [f"ip:{client_ip}", account_key]
-    refuse_if_used_up("login", windows, message=TOO_MANY_LOGINS)
+    for refused in count_attempts("login", windows, message=TOO_MANY_LOGINS):
+        if refused is not None:
+            raise refused
     user = authenticate(request, username=login, password=password)
     if user is None:
-        count_attempts("login", windows, message=TOO_MANY_LOGINS)
         raise AuthenticationError("Wrong login or password.", code="invalid_credentials")
+    refund_attempts("login", windows)
     return user
 
 

@@ -86,6 +86,7 @@ def encode_frame(frame: Frame) -> str:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
     wants_html = False
+    ended = False
     # When the credentials the socket opened with (a token, a login session) run out, as far as it knows.
     credentials_expire_at: float | None = None
     _expiry_check: asyncio.TimerHandle | None = None
@@ -183,7 +184,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def end(self, code: int) -> None:
         """Close the socket, released first: whatever is queued behind this is ignored rather than sent after
-        the close."""
+        the close, a second end included."""
+        if self.ended:
+            return
+        self.ended = True
         await self.release()
         await self.close(code=code)
 
@@ -239,7 +243,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return False
 
     async def credentials_check(self, message: dict[str, Any]) -> None:
-        if self.user_id is not None and await self.credentials_expired():
+        if self.user_id is None or self.credentials_expire_at is None:
+            return
+        if not self.credentials_may_have_expired():
+            # Early by the clock this reads (uvloop's timers round to the millisecond; a clock stepped back).
+            self._check_credentials_at(self.credentials_expire_at)
+        elif await self.credentials_expired():
             await self.end(CLOSE_UNAUTHENTICATED)
 
     async def session_ended(self, event: dict[str, Any]) -> None:

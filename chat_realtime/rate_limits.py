@@ -57,31 +57,6 @@ def check_rate_limit(limit: str, *, key: str, message: str) -> None:
         raise refused
 
 
-def refuse_if_used_up(limit: str, keys: list[str], *, message: str) -> None:
-    """Raise RateLimited if any of `keys` has used up `limit` in its current window; counts nothing.
-
-    For limits that count only what went wrong (`count_attempts` after a failed login): asked first, so that
-    a refused attempt is not even tried.
-    """
-    rate = settings.RATE_LIMITS.get(limit)
-    if rate is None or not keys:
-        return
-    count, seconds = rate
-    try:
-        with shared_redis.connection().pipeline(transaction=False) as pipe:
-            for key in keys:
-                name = window_key(limit, key)
-                pipe.get(name)
-                pipe.ttl(name)
-            answers = pipe.execute()
-    except shared_redis.RedisError:
-        logger.warning("rate limit %s not checked: Redis could not answer", limit, exc_info=True)
-        return
-    for attempts, left in zip(answers[::2], answers[1::2], strict=True):
-        if attempts is not None and int(attempts) >= count:
-            raise RateLimited(message, retry_after=left if left > 0 else seconds)
-
-
 def count_attempts(limit: str, keys: list[str], *, message: str) -> list[RateLimited | None]:
     """Count one attempt against `limit` for each of `keys`, in one Redis round trip.
 
@@ -118,6 +93,26 @@ def count_attempts(limit: str, keys: list[str], *, message: str) -> list[RateLim
         else:
             refusals.append(RateLimited(message, retry_after=left[name] if left[name] > 0 else seconds))
     return refusals
+
+
+# KEYS: windows to give one attempt back (those still open, and not below nothing).
+_REFUND_ATTEMPTS = """
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+"""
+
+
+def refund_attempts(limit: str, keys: list[str]) -> None:
+    """Give back one attempt `count_attempts` counted for each of `keys`: for limits that count only what
+    went wrong, counted first (so that attempts in flight together count) and given back when it went right."""
+    if settings.RATE_LIMITS.get(limit) is None or not keys:
+        return
+    try:
+        redis = shared_redis.connection()
+        redis.register_script(_REFUND_ATTEMPTS)(keys=[window_key(limit, key) for key in keys])
+    except shared_redis.RedisError:
+        logger.warning("rate limit %s: attempts not given back, Redis could not answer", limit, exc_info=True)
 
 
 def window_key(limit: str, key: str) -> str:

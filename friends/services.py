@@ -128,7 +128,8 @@ def _accept(friendship: Friendship, *, receiver: User, requester: User) -> Chat:
     cache.forget_friends(receiver.pk, requester.pk)
     publish_to_user(receiver.pk, events.friendship_frame(user_id=requester.pk, state="friends", chat_id=chat.pk))
     publish_to_user(requester.pk, events.friendship_frame(user_id=receiver.pk, state="friends", chat_id=chat.pk))
-    presence.announce_new_friends(receiver.pk, requester.pk)
+    # Once they are friends for everyone: read earlier, an "offline" announced meanwhile would miss the other.
+    transaction.on_commit(lambda: presence.announce_new_friends(receiver.pk, requester.pk))
     return chat
 
 

@@ -6,36 +6,41 @@ from typing import NamedTuple
 
 from chat_realtime import shared_redis
 from friends.selectors import friend_ids
-from presence.services import connections_key
+from presence.services import clock_key, connections_key
 
 
 class OnlineFriends(NamedTuple):
     user_ids: list[int]
-    # Redis's time (µs) just before the list was read: presence announced before it is already in it.
+    # The presence clock just before the list was read: presence announced before it is already in it.
     as_of: int
 
 
+def presence_clock() -> int:
+    """The presence clock now (µs): past every transition stamped so far (presence.services)."""
+    with shared_redis.connection().pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.get(clock_key())
+        (seconds, microseconds), last = pipe.execute()
+    return max(seconds * 1_000_000 + microseconds, int(last or 0))
+
+
 def online_friends(user_id: int) -> OnlineFriends:
-    online, as_of = online_among_as_of(friend_ids(user_id))
-    return OnlineFriends(user_ids=sorted(online), as_of=as_of)
+    # The clock first, then the friends: what changes after it (a new friend included) is announced after it.
+    as_of = presence_clock()
+    return OnlineFriends(user_ids=sorted(online_among(friend_ids(user_id))), as_of=as_of)
 
 
 def online_among(user_ids: Iterable[int]) -> set[int]:
     """Those of `user_ids` with a live connection right now (on any worker)."""
     ids = [int(u) for u in user_ids]
-    return online_among_as_of(ids)[0] if ids else set()
-
-
-def online_among_as_of(user_ids: Iterable[int]) -> tuple[set[int], int]:
-    """As `online_among`, with Redis's time (µs) just before it read them."""
-    ids = [int(u) for u in user_ids]
+    if not ids:
+        return set()
     now = time.time()
     with shared_redis.connection().pipeline(transaction=False) as pipe:
-        pipe.time()
         for user_id in ids:
             pipe.zcount(connections_key(user_id), f"({now}", "+inf")
-        (seconds, microseconds), *counts = pipe.execute()
-    return {user_id for user_id, count in zip(ids, counts, strict=True) if count}, seconds * 1_000_000 + microseconds
+        counts = pipe.execute()
+    return {user_id for user_id, count in zip(ids, counts, strict=True) if count}
 
 
 def is_online(user_id: int) -> bool:

@@ -13,11 +13,13 @@ once every PRESENCE_SWEEP_SECONDS) takes its users offline. Every transition
 runs in one Lua script, so two tabs on two workers can never both announce
 "online", nor a disconnect and a sweep both announce "offline".
 
-Each announcement carries the time of its transition by Redis's clock
-(`presence_at`, µs), the one clock every worker shares: announcements of one
-user published by two workers can reach a third in either order, and its
-sockets show only what is newer than what they last showed of that user, or
-than the list of online friends they opened with (`OnlineFriends.as_of`).
+Each announcement carries the time of its transition by the presence clock
+(`presence_at`, µs): Redis's own time, kept from ever going back by
+`presence:clock` (an NTP step, a failover to a host whose clock is behind).
+Announcements of one user published by two workers can reach a third in
+either order, and its sockets show only what is newer than what they last
+showed of that user, or than the list of online friends they opened with
+(`OnlineFriends.as_of`).
 """
 
 from __future__ import annotations
@@ -41,39 +43,49 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Redis's clock in µs (exact in Lua's doubles until the year 2255): when a transition happened.
-_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+# The presence clock (KEYS[3]): Redis's time in µs (exact in Lua's doubles until the year 2255), moved on
+# past the last one it gave, so that it never goes back. When a transition happened.
+_STAMP = """
+local function stamp()
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if now <= last then now = last + 1 end
+  redis.call('SET', KEYS[3], string.format('%.0f', now))
+  return now
+end
+"""
 
-# KEYS: presence zset, online_users. ARGV: now, expires_at, connection id, user id, key ttl.
-# Returns, when the user had no live connection before (they just came online), Redis's time of it; else 0.
+# KEYS: presence zset, online_users, the presence clock. ARGV: now, expires_at, connection id, user id, key ttl.
+# Returns, when the user had no live connection before (they just came online), the clock's time of it; else 0.
 _CONNECT = (
-    _NOW
+    _STAMP
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local before = redis.call('ZCARD', KEYS[1])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[4])
-if before == 0 then return now end
+if before == 0 then return stamp() end
 return 0
 """
 )
 
-# KEYS: presence zset, online_users. ARGV: now, connection id (or '' for the sweep), user id.
-# Returns, when this call took the user offline (their last live connection went), Redis's time of it; else 0.
+# KEYS: presence zset, online_users, the presence clock. ARGV: now, connection id (or '' for the sweep), user id.
+# Returns, when this call took the user offline (their last live connection went), the clock's time of it; else 0.
 # A connection that closes leaving none does so even when online_users no longer had them (Redis lost its data
 # since they connected, and the heartbeat has not put it back yet): their friends still show them online. The
 # price, in that window only: one tab of several closing says offline, and the others' next heartbeat says
 # online again (a flicker, rather than an "online" that never ends). The sweep announces only those it finds in
 # online_users.
 _DISCONNECT = (
-    _NOW
+    _STAMP
     + """
 if ARGV[2] ~= '' then redis.call('ZREM', KEYS[1], ARGV[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) == 0 then
   local was_online = redis.call('SREM', KEYS[2], ARGV[3])
-  if ARGV[2] ~= '' or was_online == 1 then return now end
+  if ARGV[2] ~= '' or was_online == 1 then return stamp() end
 end
 return 0
 """
@@ -86,6 +98,14 @@ def online_users_key() -> str:
 
 def connections_key(user_id: int) -> str:
     return shared_redis.key(f"presence:{int(user_id)}")
+
+
+def clock_key() -> str:
+    return shared_redis.key("presence:clock")
+
+
+def _keys(user_id: int) -> list[str]:
+    return [connections_key(user_id), online_users_key(), clock_key()]
 
 
 def _sweep_lock_key() -> str:
@@ -103,7 +123,7 @@ def _register(user_id: int, connection_id: str) -> int:
     ttl = settings.PRESENCE_TTL_SECONDS
     return _run(
         _CONNECT,
-        [connections_key(user_id), online_users_key()],
+        _keys(user_id),
         [now, now + ttl, connection_id, int(user_id), int(ttl * 2) + 1],
     )
 
@@ -158,7 +178,7 @@ def _renew_chunk(connections: list[tuple[str, int]]) -> None:
         pipeline = redis.pipeline(transaction=False)
         for connection_id, user_id in connections:
             script(
-                keys=[connections_key(user_id), online_users_key()],
+                keys=_keys(user_id),
                 args=[now, now + ttl, connection_id, int(user_id), int(ttl * 2) + 1],
                 client=pipeline,
             )
@@ -177,9 +197,7 @@ def _renew_chunk(connections: list[tuple[str, int]]) -> None:
 def disconnect(*, user_id: int, connection_id: str) -> None:
     """A connection closed. If it was the user's last one, they go offline."""
     try:
-        went_offline_at = _run(
-            _DISCONNECT, [connections_key(user_id), online_users_key()], [time.time(), connection_id, int(user_id)]
-        )
+        went_offline_at = _run(_DISCONNECT, _keys(user_id), [time.time(), connection_id, int(user_id)])
     except shared_redis.RedisError:
         logger.warning("presence unavailable: the disconnect of user %s is left to the sweep", user_id, exc_info=True)
         return
@@ -194,7 +212,7 @@ def sweep() -> int:
     now = time.time()
     for member in redis.smembers(online_users_key()):
         user_id = int(member)
-        if went_offline_at := _run(_DISCONNECT, [connections_key(user_id), online_users_key()], [now, "", user_id]):
+        if went_offline_at := _run(_DISCONNECT, _keys(user_id), [now, "", user_id]):
             _went_offline(user_id, at=went_offline_at)
             taken += 1
     return taken
@@ -234,10 +252,11 @@ def presence_event(to_user_id: int, frame: dict, *, at: int) -> tuple[str, dict]
 
 def announce_new_friends(user_a_id: int, user_b_id: int) -> None:
     """Two people just became friends: each who is online appears to the other at once."""
-    from presence.selectors import online_among_as_of
+    from presence.selectors import online_among, presence_clock
 
     try:
-        online, as_of = online_among_as_of([user_a_id, user_b_id])
+        as_of = presence_clock()
+        online = online_among([user_a_id, user_b_id])
     except shared_redis.RedisError:
         return
     publish(

@@ -5,7 +5,7 @@ from django.test import override_settings
 
 from chat_realtime import shared_redis
 from chat_realtime.errors import RateLimited
-from chat_realtime.rate_limits import check_rate_limit, count_attempts, refuse_if_used_up, window_key
+from chat_realtime.rate_limits import check_rate_limit, count_attempts, refund_attempts, window_key
 
 
 def refused(answers: list[RateLimited | None]) -> list[bool]:
@@ -89,20 +89,16 @@ def test_when_redis_is_away_every_attempt_is_let_through(redis_down, caplog):
 
 
 @override_settings(RATE_LIMITS={"login": (2, 60)})
-def test_asking_whether_a_window_is_used_up_counts_nothing_and_refuses_once_it_is():
-    refuse_if_used_up("login", ["ip:1", "user:1"], message="slow")  # nothing counted yet
-    count_attempts("login", ["user:1", "user:1"], message="slow")
-    refuse_if_used_up("login", ["ip:1"], message="slow")
+def test_an_attempt_given_back_frees_its_place_and_none_goes_below_nothing():
+    count_attempts("login", ["ip:1", "ip:1"], message="slow")
+    refund_attempts("login", ["ip:1", "ip:2"])  # ip:2 never counted
 
-    with pytest.raises(RateLimited) as refusal:
-        refuse_if_used_up("login", ["ip:1", "user:1"], message="slow")
-
-    assert 1 <= refusal.value.retry_after <= 60
-    assert int(shared_redis.connection().get(window_key("login", "user:1"))) == 2
+    assert refused(count_attempts("login", ["ip:1", "ip:1"], message="slow")) == [False, True]
+    assert shared_redis.connection().get(window_key("login", "ip:2")) is None
 
 
 @override_settings(RATE_LIMITS={"login": (1, 60)})
-def test_when_redis_is_away_nothing_is_found_used_up(redis_down, caplog):
-    refuse_if_used_up("login", ["ip:1"], message="slow")
+def test_when_redis_is_away_giving_back_is_only_logged(redis_down, caplog):
+    refund_attempts("login", ["ip:1"])
 
-    assert "not checked: Redis could not answer" in caplog.text
+    assert "attempts not given back" in caplog.text

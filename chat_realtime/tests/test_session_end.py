@@ -53,6 +53,18 @@ async def test_a_silent_socket_closes_when_its_token_expires(user):
     assert await closed_with(socket, 4401)  # without a frame from either side
 
 
+async def test_a_silent_socket_closes_even_when_its_timer_comes_early_by_the_clock_it_reads(user, monkeypatch):
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=1))
+    socket = WebsocketCommunicator(application, f"/ws/?token={token}")
+    await socket.connect()
+    await socket.receive_json_from()  # greeting
+    # Its clock a fifth of a second behind the event loop's (a clock stepped back; uvloop rounds to the ms).
+    monkeypatch.setattr(consumers, "time", SimpleNamespace(time=lambda: time.time() - 0.2))
+
+    assert await closed_with(socket, 4401)
+
+
 def _expire_session_in(client: Client, seconds: float) -> None:
     Session.objects.filter(session_key=client.session.session_key).update(
         expire_date=timezone.now() + timedelta(seconds=seconds)

@@ -212,6 +212,15 @@ def typing_of(user) -> dict:
     }
 
 
+async def test_a_socket_ended_twice_closes_once(user):
+    ws, _, _ = await connect(f"/ws/?token={access_token(user)}")
+    layer = get_channel_layer()
+    for _ in range(2):
+        layer.group_send_nowait(user_group(user.pk), {"type": "session_ended", "frame": {"type": "session_ended"}})
+
+    assert [output["type"] for output in await outputs_until_quiet(ws)] == ["websocket.close"]
+
+
 @pytest.mark.parametrize("ending", ["session ended", "token expired"])
 async def test_nothing_queued_behind_the_end_of_a_socket_is_sent_after_its_close(user, stranger, ending, monkeypatch):
     from chat_realtime import consumers

@@ -2,10 +2,11 @@
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import transaction
 
-from chat_realtime import realtime
+from chat_realtime import realtime, shared_redis
 from chat_realtime.tests.sockets import close, open_socket
-from presence import services
+from presence import selectors, services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,4 +102,46 @@ async def test_new_friends_news_of_each_other_online_does_not_undo_a_later_offli
     assert [f["type"] for f in await shown_before_pong(alice_tab) if f["type"] in ("user_online", "user_offline")] == [
         "user_offline"
     ]
+    await close(alice_tab)
+
+
+async def test_a_presence_clock_stepped_back_does_not_hide_what_comes_next(alice_and_bob):
+    alice, bob = alice_and_bob
+    alice_tab = await open_socket(alice)
+    await sync_to_async(services.connect)(user_id=bob.pk, connection_id="tab")
+    # Bob's "online" was stamped an hour ahead of Redis's time now: the host's clock was stepped back since.
+    ahead = await sync_to_async(selectors.presence_clock)() + 3_600_000_000
+    await sync_to_async(shared_redis.connection().set)(services.clock_key(), ahead)
+    online_ahead = services.presence_event(alice.pk, {"type": "user_online", "user_id": bob.pk}, at=ahead)
+    await sync_to_async(release)([online_ahead])
+
+    await sync_to_async(services.disconnect)(user_id=bob.pk, connection_id="tab")
+
+    shown = [f["type"] for f in await shown_before_pong(alice_tab) if f["type"] in ("user_online", "user_offline")]
+    assert shown[-1] == "user_offline"
+    await close(alice_tab)
+
+
+async def test_an_offline_while_a_friendship_is_being_accepted_is_not_undone_by_its_online(make_user):
+    from unittest import mock
+
+    from friends import services as friend_services
+
+    alice, bob = await sync_to_async(make_user)(username="alice"), await sync_to_async(make_user)(username="bob")
+    await sync_to_async(friend_services.send_friend_request)(sender=alice, receiver_id=bob.pk)
+    alice_tab = await open_socket(alice)
+    await sync_to_async(services.connect)(user_id=bob.pk, connection_id="tab")
+
+    @sync_to_async
+    def accept_while_bob_leaves():
+        with transaction.atomic():
+            friend_services.accept_friend_request(receiver=bob, requester_id=alice.pk)
+            # Bob's last tab closes on another worker, which cannot see the friendship yet.
+            with mock.patch.object(services, "friend_ids", return_value=[]):
+                services.disconnect(user_id=bob.pk, connection_id="tab")
+
+    await accept_while_bob_leaves()
+
+    shown = [f for f in await shown_before_pong(alice_tab) if f["type"] in ("user_online", "user_offline")]
+    assert shown == []  # bob is offline: nothing says otherwise
     await close(alice_tab)
