@@ -158,37 +158,51 @@ def _save_animated_webp(image: Image.Image, out: io.BytesIO) -> None:
     )
 
 
-# A GIF's blocks (the GIF89a specification): the image data, the frames' timing and the loop count are kept.
+# A GIF's blocks (the GIF89a specification): the image data, the frames' timing, the loop count and the colour
+# profile are kept.
 GIF_TRAILER, GIF_IMAGE, GIF_EXTENSION = 0x3B, 0x2C, 0x21
 GIF_GRAPHIC_CONTROL, GIF_APPLICATION = 0xF9, 0xFF
 GIF_LOOP_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
+GIF_COLOUR_PROFILE = b"ICCRGBG1012"
 
 
 def _gif_without_metadata(data: bytes) -> bytes:
     """The GIF without its comments, plain-text blocks, other applications' data (XMP, say) or anything after
     its trailer. Re-encoded by Pillow, a GIF's frames would be quantized again, at about a second per hundred
-    frames; they need no change. IndexError or ValueError if the blocks do not add up."""
+    frames; they need no change. A frame's timing and the loop count are written anew, their fixed fields
+    only, so that no payload rides along in sub-blocks after them. IndexError or ValueError if the blocks do
+    not add up."""
     out = bytearray(data[:13])  # signature and logical screen descriptor
     position = 13 + _colour_table_size(data[10])
     out += data[13:position]
     while position < len(data):
         introducer = data[position]
-        if introducer == GIF_TRAILER:
-            break
         if introducer == GIF_IMAGE:
             # descriptor, local colour table, the LZW minimum code size, then the data's sub-blocks
             end = _after_sub_blocks(data, position + 10 + _colour_table_size(data[position + 9]) + 1)
             out += data[position:end]
         elif introducer == GIF_EXTENSION:
-            label, end = data[position + 1], _after_sub_blocks(data, position + 2)
-            application = data[position + 3 : position + 14] if data[position + 2] == 11 else None
-            if label == GIF_GRAPHIC_CONTROL or (label == GIF_APPLICATION and application in GIF_LOOP_APPLICATIONS):
-                out += data[position:end]
+            end = _after_sub_blocks(data, position + 2)
+            out += _kept_extension(data[position:end])
         else:
-            raise ValueError(f"unknown GIF block {introducer:#04x} at {position}")
+            break  # the trailer, or a byte no block starts with, where browsers stop too
         position = end
     out.append(GIF_TRAILER)  # also ends a GIF cut short after a whole block, which browsers show as it is
     return bytes(out)
+
+
+def _kept_extension(block: bytes) -> bytes:
+    """Of one extension block (introducer to terminator), what is kept: b"" for none of it."""
+    label, first = block[1], block[2]
+    if label == GIF_GRAPHIC_CONTROL and first >= 4:
+        return bytes([GIF_EXTENSION, GIF_GRAPHIC_CONTROL, 4, *block[3:7], 0])
+    if label == GIF_APPLICATION and first == 11:
+        application = block[3:14]
+        if application in GIF_LOOP_APPLICATIONS and block[14] >= 3:
+            return bytes([GIF_EXTENSION, GIF_APPLICATION, 11, *application, 3, *block[15:18], 0])
+        if application == GIF_COLOUR_PROFILE:
+            return block
+    return b""
 
 
 def _colour_table_size(flags: int) -> int:

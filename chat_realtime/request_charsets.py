@@ -1,14 +1,16 @@
 """A request body in a charset nothing can read leniently: 400 before any view reads it.
 
 Django and DRF decode form and multipart bodies in the charset the
-Content-Type names, replacing what does not decode. Two of Python's codecs
-(idna, punycode) cannot replace, and reading such a body failed with a 500.
-A charset Python does not know as a text encoding is left alone: Django then
-reads the body in its own (UTF-8), as before.
+Content-Type names, replacing what does not decode. Some of Python's codecs
+cannot: idna and punycode refuse to replace, and those that turn bytes into
+bytes (rot13, base64, zlib, ...) decode no text at all; reading such a body
+failed with a 500. A charset Python does not know at all is left alone:
+Django then reads the body in its own (UTF-8), as before.
 """
 
 from __future__ import annotations
 
+import codecs
 import functools
 from collections.abc import Callable
 
@@ -30,9 +32,11 @@ class ReadableCharsetMiddleware:
 @functools.lru_cache(maxsize=64)
 def _decodes_leniently(charset: str) -> bool:
     try:
-        b"a=1\xff".decode(charset, "replace")
+        codecs.lookup(charset)
     except LookupError:
-        return True  # not a text encoding Python knows: nobody will decode with it
-    except UnicodeError:
+        return True  # unknown: Django ignores it
+    try:
+        b"a=1\xff".decode(charset, "replace")
+    except (LookupError, UnicodeError):
         return False
     return True

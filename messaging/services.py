@@ -51,7 +51,17 @@ CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
 # What shows nothing on screen, though str.strip() keeps it: format characters (zero-width spaces, direction
 # marks, the soft hyphen, the byte order mark), other controls, and the letters and symbols drawn blank.
 INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
-BLANK_CHARACTERS = {"\u115f", "\u1160", "\u2800", "\u3164", "\uffa0"}
+BLANK_CHARACTERS = {
+    "\u034f",  # the combining grapheme joiner
+    "\u115f",
+    "\u1160",
+    "\u2800",
+    "\u3164",
+    "\uffa0",
+    *map(chr, range(0x180B, 0x1810)),  # Mongolian variation selectors
+    *map(chr, range(0xFE00, 0xFE10)),  # variation selectors
+    *map(chr, range(0xE0100, 0xE01F0)),  # their supplement
+}
 TYPING_EVERY_SECONDS = 2
 WRITE_GRANT_SECONDS = 30
 TOO_FAST = "You are sending messages too fast. Wait a moment."
@@ -237,6 +247,8 @@ def send_messages(drafts: list[MessageDraft]) -> list[SentMessage | ApplicationE
         answer = outcomes[first]
         if isinstance(answer, SentMessage):
             outcomes[index] = replace(answer, created=False, grant=grants[index], announced=False, unread_count=0)
+        elif isinstance(answer, ApplicationError) and answer.code == "store_unavailable":
+            outcomes[index] = _store_down()  # the store is no nearer for a second try in this batch
         else:
             on_their_own.append(index)
     if on_their_own:

@@ -77,3 +77,12 @@ def bob_wrote_a_long_chat(settings, bob, chat, count: int = 45) -> None:
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message": None}
     for n in range(count):
         messaging_services.send_message(sender=bob, chat_id=chat.pk, text=f"old {n}", client_id=f"o{n}")
+
+
+def until_held(page, held: list) -> None:
+    """Wait until a request the page was made to hold back (`page.route`) is in `held`."""
+    for _ in range(50):
+        if held:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the request was not held")

@@ -23,6 +23,7 @@ from chat_realtime.tests.browser import (
     expect,
     in_a_thread,
     log_in,
+    until_held,
     with_a_password_the_server_knows,
 )
 
@@ -262,14 +263,6 @@ def _hold_answers(page, target_id: str) -> list:
     return held
 
 
-def _until_held(page, held: list) -> None:
-    for _ in range(50):
-        if held:
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError("the request was not held")
-
-
 def _bob_writes_to_the_top_of_alices_list(ann, ben, text: str) -> None:
     """bob sends `text`: alice's list shows it on top, and each of her two chats once."""
     ben.get_by_label("Message").fill(text)
@@ -292,7 +285,7 @@ def test_a_sidebar_fetched_before_a_message_but_landing_after_it_still_ends_with
         ann.evaluate(
             "() => { htmx.ajax('GET', '/', {target: '#chat-list', select: '#chat-list', swap: 'outerHTML'}); }"
         )
-        _until_held(ann, held)
+        until_held(ann, held)
         _bob_writes_to_the_top_of_alices_list(ann, ben, "b1")
         route, rendered_before_b1 = held[0]
         route.fulfill(response=rendered_before_b1)
@@ -319,7 +312,7 @@ def test_a_chat_row_whose_link_is_loading_moves_up_with_the_new_message_rather_t
         bobs_row.evaluate("row => row.before(row.cloneNode(true))")
         held = _hold_answers(ann, "chat-pane")
         bobs_row.nth(1).locator("a").click()  # alice opens his chat: its page is on its way
-        _until_held(ann, held)
+        until_held(ann, held)
 
         _bob_writes_to_the_top_of_alices_list(ann, ben, "b1")
         link = ann.locator(".chat-row").first.locator("a")

@@ -13,6 +13,7 @@ from chat_realtime.tests.browser import (
     expect,
     in_a_thread,
     log_in,
+    until_held,
     with_a_password_the_server_knows,
 )
 
@@ -277,35 +278,78 @@ def test_after_a_long_outage_the_page_fetches_every_message_it_missed_in_order(a
     assert errors == []
 
 
+def _held(page, pattern: str) -> list:
+    """From now on, the page's requests to `pattern` are answered only when the test fulfils them: the list
+    fills with (route, the server's answer) as each is asked for."""
+    held: list = []
+    page.route(pattern, lambda route: held.append((route, route.fetch())))
+    return held
+
+
+def _bob_through_the_api(app_server, bob, method: str, path: str) -> None:
+    """Bob acts through the worker (its socket news reaches alice's page, on any channel layer)."""
+    import urllib.request
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    request = urllib.request.Request(
+        app_server.url + path, method=method, headers={"Authorization": f"Bearer {AccessToken.for_user(bob)}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status < 300
+
+
+def _alice_asks_bob_and_bob_accepts_before_her_answer_lands(app_server, alice, bob, browser):
+    page = browser.new_context().new_page()
+    log_in(page, app_server.url, "alice")
+    page.goto(app_server.url + "/friends/?q=bob")
+    held = _held(page, "**/friends/*/request")
+    page.get_by_role("button", name="Add friend").click()
+    until_held(page, held)
+    _bob_through_the_api(app_server, bob, "POST", f"/api/friends/requests/{alice.pk}/accept")
+    page.wait_for_timeout(500)  # the news arrives, and is set aside: the button waits for its answer
+    return page, held[0]
+
+
 def test_a_friend_button_whose_answer_lands_after_newer_news_shows_the_newer_state(
     app_server, user, make_user, settings
 ):
     """Alice asks bob; her answer ("Request sent") is slow, and bob accepts before it lands: the news of it
     reached her page while her request was on its way, so the page asks for the button afresh after."""
-    from friends import services as friend_services
-
-    alice, bob = user, make_user(username="bob")
-    with_a_password_the_server_knows(settings, alice)
+    bob = make_user(username="bob")
+    with_a_password_the_server_knows(settings, user)
     errors: list[str] = []
     with chromium() as browser:
-        page = browser.new_context().new_page()
+        page, (route, answered_before_bob_accepted) = _alice_asks_bob_and_bob_accepts_before_her_answer_lands(
+            app_server, user, bob, browser
+        )
         page.on("pageerror", lambda error: errors.append(str(error)))
-        log_in(page, app_server.url, "alice")
-        page.goto(app_server.url + "/friends/?q=bob")
-        held = []
-        page.route("**/friends/*/request", lambda route: held.append((route, route.fetch())))
-
-        page.get_by_role("button", name="Add friend").click()
-        for _ in range(50):
-            if held:
-                break
-            page.wait_for_timeout(100)
-        in_a_thread(lambda: friend_services.accept_friend_request(receiver=bob, requester_id=alice.pk))
-        page.wait_for_timeout(500)  # the news arrives, and is set aside: the button waits for its answer
-        route, answered_before_bob_accepted = held[0]
         route.fulfill(response=answered_before_bob_accepted)
 
         button = page.locator("#search-results .friend-action")
         expect(button).to_have_attribute("data-state", "friends")
         expect(button).to_contain_text("Friends")
     assert errors == []
+
+
+def test_a_friend_button_asked_for_afresh_keeps_news_that_came_while_it_was_asked_for(
+    app_server, user, make_user, settings
+):
+    alice, bob = user, make_user(username="bob")
+    with_a_password_the_server_knows(settings, alice)
+    with chromium() as browser:
+        page, (route, answered_before_bob_accepted) = _alice_asks_bob_and_bob_accepts_before_her_answer_lands(
+            app_server, alice, bob, browser
+        )
+        refreshes = _held(page, "**/friends/*/action")
+        route.fulfill(response=answered_before_bob_accepted)
+        until_held(page, refreshes)
+        # Bob unfriends her while her page asks for the button: the news is drawn, and the answer, older, is not.
+        _bob_through_the_api(app_server, bob, "DELETE", f"/api/friends/{alice.pk}")
+        button = page.locator("#search-results .friend-action")
+        expect(button).to_have_attribute("data-state", "none")
+        refresh, answered_while_friends = refreshes[0]
+        refresh.fulfill(response=answered_while_friends)
+        page.wait_for_timeout(500)
+
+        expect(button).to_have_attribute("data-state", "none")

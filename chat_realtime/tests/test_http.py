@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 
@@ -70,12 +72,19 @@ def test_the_openapi_schema_describes_every_api_path(client):
     }
 
 
+def off_site_resources(page: str) -> list[str]:
+    """The scripts, styles and images a page loads from another site (a CDN, say). Read from the attributes
+    that load them: the text around them (a nonce, say) may spell anything."""
+    loaded = re.findall(r'<(?:script|link|img)\b[^>]*?\b(?:src|href)="([^"]+)"', page)
+    return [url for url in loaded if url.startswith(("http:", "https:", "//"))]
+
+
 @pytest.mark.django_db
 def test_the_interactive_docs_are_served_without_a_cdn(client):
     page = client.get("/api/docs/").content.decode()
 
     assert "swagger-ui" in page
-    assert "cdn" not in page.lower()
+    assert off_site_resources(page) == []
 
 
 @pytest.mark.django_db
@@ -92,7 +101,7 @@ def test_pages_load_htmx_from_our_own_static_files(client, make_user):
     page = client.get("/").content.decode()
 
     assert "/static/django_htmx/htmx" in page
-    assert "unpkg" not in page and "cdn" not in page.lower()
+    assert off_site_resources(page) == []
 
 
 @pytest.mark.django_db
@@ -197,13 +206,11 @@ def test_a_body_in_a_charset_that_cannot_be_read_is_a_clear_400(friends_with_cha
     assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
 
 
-@pytest.mark.parametrize("charset", ["punycode", "idna"])
+@pytest.mark.parametrize("charset", ["punycode", "idna", "rot13", "base64", "zlib"])
 def test_a_page_posted_in_a_charset_that_cannot_be_read_gets_a_400_page(client, make_user, charset):
+    body = MULTIPART.replace(b"message_id", b"login")
     response = client.generic(
-        "POST",
-        "/accounts/login/",
-        b"login=alice&password=x",
-        content_type=f"application/x-www-form-urlencoded; charset={charset}",
+        "POST", "/accounts/login/", body, content_type=f"multipart/form-data; boundary=XX; charset={charset}"
     )
 
     assert response.status_code == 400 and not response["Content-Type"].startswith("application/json")

@@ -91,16 +91,43 @@ def test_a_gif_cut_short_after_a_whole_frame_is_ended_as_browsers_show_it(media)
     assert kept == out.getvalue()
 
 
-@pytest.mark.parametrize(
-    "break_it",
-    [
-        lambda data: data[:-1] + b"\x99\x3b",  # a block no GIF has, before the trailer
-        lambda data: data[:-10],  # cut inside the last frame's data
-    ],
-    ids=["unknown block", "cut short in a frame"],
-)
-def test_a_gif_whose_blocks_do_not_add_up_is_refused_and_nothing_is_stored(media, break_it):
-    broken = break_it(animation("GIF"))
+def test_a_gif_ends_where_a_byte_no_block_starts_with_stands_as_browsers_show_it(media):
+    original = animation("GIF")
+    stray = original[:-1] + b"\x00\x99" + original[-1:]  # a doubled terminator, a common encoder slip
+
+    kept = stored(media, message_image_url(upload(stray, "stray.gif"), chat_id=1))
+
+    assert kept == original
+
+
+def test_a_gifs_timing_and_loop_blocks_carry_nothing_beyond_their_fields(media):
+    original = animation("GIF")
+    payload = bytes([len(SECRET)]) + SECRET
+    # Each graphic control block and the loop block gets a sub-block more, a payload riding along.
+    loop_at = original.index(b"NETSCAPE2.0") + 11
+    smuggled = original[: loop_at + 4] + payload + original[loop_at + 4 :]
+    control_at = smuggled.index(b"\x21\xf9\x04")
+    smuggled = smuggled[: control_at + 7] + payload + smuggled[control_at + 7 :]
+    assert Image.open(io.BytesIO(smuggled)).n_frames == 5
+
+    kept = stored(media, message_image_url(upload(smuggled, "smuggled.gif"), chat_id=1))
+
+    assert SECRET not in kept
+    assert timeline(kept) == timeline(original)
+
+
+def test_a_gifs_colour_profile_is_kept(media):
+    original = animation("GIF")
+    profile = b"\x21\xff\x0bICCRGBG1012" + b"\x05" + b"icc01" + b"\x00"
+    with_profile = original[:-1] + profile + original[-1:]
+
+    kept = stored(media, message_image_url(upload(with_profile, "profile.gif"), chat_id=1))
+
+    assert kept == with_profile
+
+
+def test_a_gif_cut_short_inside_a_frame_is_refused_and_nothing_is_stored(media):
+    broken = animation("GIF")[:-10]
 
     with pytest.raises(ValidationFailed) as refused:
         message_image_url(upload(broken, "broken.gif"), chat_id=1)

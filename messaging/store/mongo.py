@@ -14,10 +14,12 @@ would interleave by chance. The milliseconds are the clock's, moved on where
 needed so that each id sorts after this process's previous one (a clock
 stepped back) and after the chat's newest message as the writer's lock sees
 it (`add_many`'s `after`: written by another worker, whose clock may be ahead,
-or in the same millisecond with a larger process number). So a message is
-never stored below one a reader may already have paged past: the order is
-the same for every reader and never changes, which is what paging and unread
-counts need. `created_at` keeps the clock's own time.
+or in the same millisecond with a larger process number). The order is the
+same for every reader and never changes, which is what paging and unread
+counts need. What the lock cannot show is a message MongoDB took in a batch
+whose SQL transaction then failed (its sender's read position never moved to
+it): a worker whose clock is behind may store a later message below that one.
+`created_at` keeps the clock's own time.
 """
 
 from __future__ import annotations

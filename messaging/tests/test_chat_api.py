@@ -62,6 +62,7 @@ def test_resending_the_same_client_id_stores_one_message_and_returns_it_again(al
         ({"text": "\u200b\u200f\u202e", "client_id": "a"}, "text"),  # zero-width space, direction marks
         ({"text": "\ufeff \u00ad", "client_id": "a"}, "text"),  # byte order mark, soft hyphen
         ({"text": "\u2800\u3164", "client_id": "a"}, "text"),  # the braille blank, the Hangul filler
+        ({"text": "\ufe0f\u034f\U000e0100", "client_id": "a"}, "text"),  # variation selectors, a joiner
         ({"text": "hi\x00there", "client_id": "a"}, "text"),
         ({"text": "x" * 4001, "client_id": "a"}, "text"),
         ({"text": "hi"}, "client_id"),

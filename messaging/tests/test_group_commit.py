@@ -206,6 +206,26 @@ def test_when_the_store_is_down_every_draft_of_the_batch_is_refused(friends_with
     assert [o.code for o in outcomes] == ["store_unavailable", "store_unavailable"]
 
 
+def test_a_repeat_of_a_draft_the_store_could_not_take_is_answered_alike_without_trying_again(
+    friends_with_chat, broken_store, monkeypatch
+):
+    alice, _, chat = friends_with_chat
+    tries = []
+    monkeypatch.setattr(broken_store, "find_by_client_ids", lambda keys: tries.append(keys) or {})
+    monkeypatch.setattr(broken_store, "add_many", lambda *args, **kwargs: tries.append(args) or _down())
+
+    outcomes = services.send_messages([draft(alice, chat, "same"), draft(alice, chat, "same")])
+
+    assert [o.code for o in outcomes] == ["store_unavailable", "store_unavailable"]
+    assert len(tries) == 2  # one lookup, one write: the batch's only
+
+
+def _down():
+    from messaging.store import MessageStoreUnavailable
+
+    raise MessageStoreUnavailable("connection refused")
+
+
 def test_a_grant_skips_the_checks_until_it_expires(friends_with_chat, unlimited_messages, monkeypatch, make_user):
     alice, bob, chat = friends_with_chat
     grant = services.send_message(sender=alice, chat_id=chat.pk, text="hi", client_id="g1").grant

@@ -55,6 +55,7 @@
         const colon = spec.indexOf(":");
         const selector = colon >= 0 ? spec.slice(colon + 1) : "#" + fragment.id;
         if (!fragment.id && colon < 0) return;
+        if (refreshing.has(selector)) refreshing.set(selector, true); // newer than the answer on its way
         let targets = [];
         try { targets = Array.from(document.querySelectorAll(selector)); } catch (error) { targets = []; }
         // A target whose own request is in flight gets its answer from that request; replacing or
@@ -312,17 +313,24 @@
   document.addEventListener("htmx:afterSettle", () => { if (currentPane() && joinedChat !== currentPane().chatId) setUpPane(); });
 
   // Elements whose news came while their own request was on its way (selector -> the URL of what they show
-  // now): drawn again from that URL once none of them waits for an answer.
+  // now): drawn again from that URL once none of them waits for an answer. An answer to that is dropped in
+  // turn if news of them came meanwhile (`refreshing`: selector -> whether some did).
   const refreshAfterAnswer = new Map();
-  document.addEventListener("htmx:afterSettle", () => {
+  const refreshing = new Map();
+  function refreshAnswered() {
     refreshAfterAnswer.forEach((url, selector) => {
       if ($$(selector).some(inFlight)) return;
       refreshAfterAnswer.delete(selector);
+      refreshing.set(selector, false);
       fetch(url, { headers: { "HX-Request": "true" } })
-        .then((response) => (response.ok ? response.text() : ""))
+        .then((response) => (response.ok && !response.redirected && !response.headers.get("HX-Redirect")
+          ? response.text() : ""))
         .then((html) => {
+          const newsMeanwhile = refreshing.get(selector);
+          refreshing.delete(selector);
+          if (!html || newsMeanwhile) return;
           $$(selector).forEach((target) => {
-            if (!html || inFlight(target)) return;
+            if (inFlight(target)) return;
             const holder = document.createElement("template");
             holder.innerHTML = html.trim();
             const fresh = holder.content.firstElementChild;
@@ -330,9 +338,13 @@
             htmx.process(fresh);
           });
         })
-        .catch(() => {}); // offline: the next news, or the next visit, draws it
+        .catch(() => refreshing.delete(selector)); // offline: the next news, or the next visit, draws it
     });
-  });
+  }
+  document.addEventListener("htmx:afterSettle", refreshAnswered);
+  // A request that failed swaps nothing, and settles nothing: after it too.
+  ["htmx:responseError", "htmx:sendError"].forEach((name) =>
+    document.addEventListener(name, () => setTimeout(refreshAnswered)));
 
   // --- Writing ---------------------------------------------------------------------------
   function showPending(chatId, clientId, text) {
