@@ -154,10 +154,10 @@ def _valid_text(text: Any, *, has_image: bool) -> str:
 
 
 def _shows_something(text: str) -> bool:
-    return any(
-        unicodedata.category(character) not in INVISIBLE_CATEGORIES and character not in BLANK_CHARACTERS
-        for character in text
-    )
+    for character in text:  # the first character, nearly always
+        if unicodedata.category(character) not in INVISIBLE_CATEGORIES and character not in BLANK_CHARACTERS:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -303,7 +303,8 @@ def _store_and_record(
             outcomes[index] = error
     if to_store:
         try:
-            stored = store.add_many(list(to_store.values()), after=_newest_known(read_states))
+            after = _newest_known(read_states) if store.ids_from_clocks else None
+            stored = store.add_many(list(to_store.values()), after=after)
         except MessageStoreUnavailable as error:
             _refused(outcomes, error)
             if transaction.get_rollback():

@@ -82,6 +82,10 @@ ClientKey = tuple[int, int, str]
 
 
 class MessageStore(Protocol):
+    # Whether ids come from the writers' clocks, so that `add_many` needs each chat's newest (`after`) to
+    # store after it; the SQL store's database numbers rows in commit order by itself.
+    ids_from_clocks: bool
+
     def add(
         self, *, chat_id: int, sender_id: int, text: str, image_url: str, client_id: str
     ) -> tuple[StoredMessage, bool]:

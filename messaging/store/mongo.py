@@ -96,6 +96,8 @@ def _aware(value: datetime) -> datetime:
 
 
 class MongoMessageStore:
+    ids_from_clocks = True
+
     def __init__(self, collection) -> None:
         self.collection = collection
         try:

@@ -136,6 +136,8 @@ def _unavailable(error: DatabaseError) -> MessageStoreUnavailable:
 
 
 class OrmMessageStore:
+    ids_from_clocks = False
+
     def order_key(self, message_id: str) -> int:
         try:
             value = int(message_id)
