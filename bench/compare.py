@@ -108,6 +108,9 @@ def compare_chat(workers: dict[str, servers.Server], args: argparse.Namespace, v
                 thread.start()
             for thread in turn:
                 thread.join()
+        failed = [name for name in workers if name not in results]
+        if failed:
+            sys.exit(f"round {round_number}: the load generator of {' and '.join(failed)} failed (its error is above)")
         ratio = results["this"]["messages_per_s"] / results["base"]["messages_per_s"]
         ratios.append(ratio)
         described = "  ".join(
