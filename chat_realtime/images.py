@@ -119,7 +119,7 @@ def message_image_url(upload, *, chat_id: int, field: str = "image") -> str:
         upload.seek(0)
         try:
             out.write(_gif_without_metadata(upload.read()))
-        except (IndexError, ValueError):
+        except IndexError:
             raise ValidationFailed({field: ["The image is damaged or incomplete."]}) from None
     elif decoded.format == "WEBP" and getattr(image, "is_animated", False):
         width, height = image.size
@@ -170,8 +170,7 @@ def _gif_without_metadata(data: bytes) -> bytes:
     """The GIF without its comments, plain-text blocks, other applications' data (XMP, say) or anything after
     its trailer. Re-encoded by Pillow, a GIF's frames would be quantized again, at about a second per hundred
     frames; they need no change. A frame's timing and the loop count are written anew, their fixed fields
-    only, so that no payload rides along in sub-blocks after them. IndexError or ValueError if the blocks do
-    not add up."""
+    only, so that no payload rides along in sub-blocks after them. IndexError if a block is cut short."""
     out = bytearray(data[:13])  # signature and logical screen descriptor
     position = 13 + _colour_table_size(data[10])
     out += data[13:position]
