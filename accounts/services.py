@@ -157,10 +157,15 @@ def login_user(*, login: str, password: str, client_ip: str, request: Any = None
     account = user_by_login(login)
     account_key = f"user:{account.pk}" if account else f"login:{normalize_phone_number((login or '').lower())}"
     windows = [f"ip:{client_ip}", account_key]
-    for refused in count_attempts("login", windows, message=TOO_MANY_LOGINS):
-        if refused is not None:
-            raise refused
-    user = authenticate(request, username=login, password=password)
+    refusals = [refused for refused in count_attempts("login", windows, message=TOO_MANY_LOGINS) if refused]
+    if refusals:
+        refund_attempts("login", windows)  # not tried: it takes nobody's place, the account's nor the address's
+        raise refusals[0]
+    try:
+        user = authenticate(request, username=login, password=password)
+    except BaseException:
+        refund_attempts("login", windows)  # not a guess that failed: the check itself did (the database away)
+        raise
     if user is None:
         raise AuthenticationError("Wrong login or password.", code="invalid_credentials")
     refund_attempts("login", windows)

@@ -170,22 +170,27 @@ def _gif_without_metadata(data: bytes) -> bytes:
     """The GIF without its comments, plain-text blocks, other applications' data (XMP, say) or anything after
     its trailer. Re-encoded by Pillow, a GIF's frames would be quantized again, at about a second per hundred
     frames; they need no change. A frame's timing and the loop count are written anew, their fixed fields
-    only, so that no payload rides along in sub-blocks after them. IndexError if a block is cut short."""
+    only, so that no payload rides along in sub-blocks after them. IndexError if a block is cut short, or if
+    no image comes before the end."""
     out = bytearray(data[:13])  # signature and logical screen descriptor
     position = 13 + _colour_table_size(data[10])
     out += data[13:position]
+    frames = 0
     while position < len(data):
         introducer = data[position]
         if introducer == GIF_IMAGE:
             # descriptor, local colour table, the LZW minimum code size, then the data's sub-blocks
             end = _after_sub_blocks(data, position + 10 + _colour_table_size(data[position + 9]) + 1)
             out += data[position:end]
+            frames += 1
         elif introducer == GIF_EXTENSION:
             end = _after_sub_blocks(data, position + 2)
             out += _kept_extension(data[position:end])
         else:
             break  # the trailer, or a byte no block starts with, where browsers stop too
         position = end
+    if not frames:
+        raise IndexError("no image before the GIF ends")  # Pillow looks past such a byte; browsers do not
     out.append(GIF_TRAILER)  # also ends a GIF cut short after a whole block, which browsers show as it is
     return bytes(out)
 
@@ -197,10 +202,21 @@ def _kept_extension(block: bytes) -> bytes:
         return bytes([GIF_EXTENSION, GIF_GRAPHIC_CONTROL, 4, *block[3:7], 0])
     if label == GIF_APPLICATION and first == 11:
         application = block[3:14]
-        if application in GIF_LOOP_APPLICATIONS and block[14] >= 3:
-            return bytes([GIF_EXTENSION, GIF_APPLICATION, 11, *application, 3, *block[15:18], 0])
+        if application in GIF_LOOP_APPLICATIONS:
+            loop = _loop_sub_block(block, 14)
+            return bytes([GIF_EXTENSION, GIF_APPLICATION, 11, *application, *loop, 0]) if loop else b""
         if application == GIF_COLOUR_PROFILE:
             return block
+    return b""
+
+
+def _loop_sub_block(block: bytes, position: int) -> bytes:
+    """The loop count's sub-block (its id 1, then the count) among an application block's, written anew; b""
+    for none. Others (a buffering hint, id 2) are dropped."""
+    while (size := block[position]) != 0:
+        if size >= 3 and block[position + 1] & 0x07 == 1:
+            return bytes([3, 1, *block[position + 2 : position + 4]])
+        position += size + 1
     return b""
 
 

@@ -94,6 +94,49 @@ def test_logins_that_succeed_count_against_no_limit(api_client, make_user):
 
 
 @override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
+def test_a_refused_login_is_not_tried_and_takes_nobodys_place(api_client, user, make_user):
+    from chat_realtime.rate_limits import window_key
+    from chat_realtime.shared_redis import connection
+
+    bob = make_user(username="bob")
+    for _ in range(3):
+        api_client.post(LOGIN, {"login": "nobody", "password": "wrong"}, format="json", REMOTE_ADDR="10.0.0.1")
+
+    # The address is used up: whatever it asks now is refused, and counts against nobody.
+    refused = [
+        api_client.post(LOGIN, {"login": name, "password": PASSWORD}, format="json", REMOTE_ADDR="10.0.0.1")
+        for name in ("alice", "bob", "alice")
+    ]
+    bob_elsewhere = api_client.post(
+        LOGIN, {"login": "bob", "password": PASSWORD}, format="json", REMOTE_ADDR="10.0.0.2"
+    )
+
+    assert [response.status_code for response in refused] == [429, 429, 429]
+    assert int(connection().get(window_key("login", "ip:10.0.0.1"))) == 3
+    assert connection().get(window_key("login", f"user:{bob.pk}")) in (None, b"0")
+    assert bob_elsewhere.status_code == 200
+
+
+@override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
+def test_a_login_the_database_could_not_check_takes_no_place(user, monkeypatch):
+    from django.db import OperationalError
+
+    from accounts import services
+    from chat_realtime.rate_limits import window_key
+    from chat_realtime.shared_redis import connection
+
+    def database_away(request, **credentials):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(services, "authenticate", database_away)
+    for _ in range(5):
+        with pytest.raises(OperationalError):
+            services.login_user(login="alice", password=PASSWORD, client_ip="10.0.0.1")
+
+    assert int(connection().get(window_key("login", "ip:10.0.0.1")) or 0) == 0
+
+
+@override_settings(RATE_LIMITS={"login": (3, 60), "register": None, "password_reset": None})
 def test_guesses_sent_all_at_once_count_together(user, monkeypatch):
     """Nine more guesses arrive while the first one's password is being checked: only the limit's worth are
     checked at all."""

@@ -116,6 +116,28 @@ def test_a_gifs_timing_and_loop_blocks_carry_nothing_beyond_their_fields(media):
     assert timeline(kept) == timeline(original)
 
 
+def test_a_gifs_loop_count_after_a_buffering_hint_is_kept(media):
+    original = animation("GIF")
+    loop_at = original.index(b"NETSCAPE2.0") + 11
+    hinted = original[:loop_at] + b"\x05\x02\x00\x10\x00\x00" + original[loop_at:]  # id 2: a buffer size
+
+    kept = stored(media, message_image_url(upload(hinted, "hinted.gif"), chat_id=1))
+
+    assert kept == original
+    assert Image.open(io.BytesIO(kept)).info["loop"] == 3
+
+
+def test_a_gif_with_no_image_before_it_ends_is_refused(media):
+    original = animation("GIF")
+    first_block = 13 + 3 * 2 ** ((original[10] & 0x07) + 1)
+    stray = original[:first_block] + b"\x99" + original[first_block:]  # Pillow looks past it; browsers stop
+
+    with pytest.raises(ValidationFailed):
+        message_image_url(upload(stray, "stray-first.gif"), chat_id=1)
+
+    assert not (media.MEDIA_ROOT / "messages").exists()
+
+
 def test_a_gifs_colour_profile_is_kept(media):
     original = animation("GIF")
     profile = b"\x21\xff\x0bICCRGBG1012" + b"\x05" + b"icc01" + b"\x00"

@@ -145,3 +145,24 @@ async def test_an_offline_while_a_friendship_is_being_accepted_is_not_undone_by_
     shown = [f for f in await shown_before_pong(alice_tab) if f["type"] in ("user_online", "user_offline")]
     assert shown == []  # bob is offline: nothing says otherwise
     await close(alice_tab)
+
+
+async def test_a_friend_announced_while_a_socket_reads_its_friends_is_shown(make_user, befriend, monkeypatch):
+    alice, bob = await sync_to_async(make_user)(username="alice"), await sync_to_async(make_user)(username="bob")
+    await sync_to_async(services.connect)(user_id=bob.pk, connection_id="tab")
+    read_friends = selectors.friend_ids
+
+    def friendship_committed_meanwhile(user_id):
+        friends = read_friends(user_id)  # without bob: not friends yet
+        if user_id == alice.pk and not friends:
+            befriend(alice, bob)  # committed and announced now, before the socket's list is out
+        return friends
+
+    monkeypatch.setattr(selectors, "friend_ids", friendship_committed_meanwhile)
+
+    alice_tab = await open_socket(alice)
+
+    assert alice_tab.greeting["user_ids"] == []
+    shown = [f for f in await shown_before_pong(alice_tab) if f["type"] == "user_online"]
+    assert shown == [{"type": "user_online", "user_id": bob.pk}]
+    await close(alice_tab)

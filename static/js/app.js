@@ -55,7 +55,7 @@
         const colon = spec.indexOf(":");
         const selector = colon >= 0 ? spec.slice(colon + 1) : "#" + fragment.id;
         if (!fragment.id && colon < 0) return;
-        if (refreshing.has(selector)) refreshing.set(selector, true); // newer than the answer on its way
+        if (refreshing.has(selector)) refreshing.set(selector, refreshing.get(selector) + 1); // news: newer
         let targets = [];
         try { targets = Array.from(document.querySelectorAll(selector)); } catch (error) { targets = []; }
         // A target whose own request is in flight gets its answer from that request; replacing or
@@ -313,38 +313,40 @@
   document.addEventListener("htmx:afterSettle", () => { if (currentPane() && joinedChat !== currentPane().chatId) setUpPane(); });
 
   // Elements whose news came while their own request was on its way (selector -> the URL of what they show
-  // now): drawn again from that URL once none of them waits for an answer. An answer to that is dropped in
-  // turn if news of them came meanwhile (`refreshing`: selector -> whether some did).
+  // now): drawn again from that URL once none of them waits for an answer. An answer to that is drawn only
+  // if nothing newer came meanwhile (`refreshing`: selector -> a count that news and each new ask move on).
   const refreshAfterAnswer = new Map();
   const refreshing = new Map();
   function refreshAnswered() {
     refreshAfterAnswer.forEach((url, selector) => {
       if ($$(selector).some(inFlight)) return;
       refreshAfterAnswer.delete(selector);
-      refreshing.set(selector, false);
+      const asked = (refreshing.get(selector) || 0) + 1;
+      refreshing.set(selector, asked);
       fetch(url, { headers: { "HX-Request": "true" } })
         .then((response) => (response.ok && !response.redirected && !response.headers.get("HX-Redirect")
           ? response.text() : ""))
         .then((html) => {
-          const newsMeanwhile = refreshing.get(selector);
+          if (refreshing.get(selector) !== asked) return; // news, or a newer ask, came meanwhile
           refreshing.delete(selector);
-          if (!html || newsMeanwhile) return;
+          const holder = document.createElement("template");
+          holder.innerHTML = html.trim();
+          const fresh = holder.content.firstElementChild;
+          if (!fresh) return;
           $$(selector).forEach((target) => {
             if (inFlight(target)) return;
-            const holder = document.createElement("template");
-            holder.innerHTML = html.trim();
-            const fresh = holder.content.firstElementChild;
-            target.replaceWith(fresh);
-            htmx.process(fresh);
+            const copy = fresh.cloneNode(true);
+            target.replaceWith(copy);
+            htmx.process(copy);
           });
         })
-        .catch(() => refreshing.delete(selector)); // offline: the next news, or the next visit, draws it
+        .catch(() => { if (refreshing.get(selector) === asked) refreshing.delete(selector); });
     });
   }
+  // After every request, whatever became of it (swapped, failed, aborted, timed out, nothing to swap), once
+  // htmx has taken its marks off the element; and after every settle, for an answer swapped in later.
+  document.addEventListener("htmx:afterRequest", () => setTimeout(refreshAnswered));
   document.addEventListener("htmx:afterSettle", refreshAnswered);
-  // A request that failed swaps nothing, and settles nothing: after it too.
-  ["htmx:responseError", "htmx:sendError"].forEach((name) =>
-    document.addEventListener(name, () => setTimeout(refreshAnswered)));
 
   // --- Writing ---------------------------------------------------------------------------
   function showPending(chatId, clientId, text) {
