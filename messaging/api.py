@@ -63,6 +63,16 @@ class ChatListApi(APIView):
         return Response({"results": [chat_data(s) for s in selectors.chat_summaries(request.user)]})
 
 
+class StringField(serializers.CharField):
+    """A string as it was sent. DRF's CharField turns a JSON number into text; the service, and the websocket
+    that reaches it without a serializer, refuse anything but a string."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ChatMessagesApi(APIView):
     class HistoryQuery(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=selectors.HISTORY_LIMIT_MAX, default=30)
@@ -71,9 +81,9 @@ class ChatMessagesApi(APIView):
         after = serializers.CharField(required=False, allow_blank=True, max_length=64)
 
     class SendInput(serializers.Serializer):
-        text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
+        text = StringField(required=False, allow_blank=True, trim_whitespace=False, default="")
         # Compared exactly, as on the websocket: the service refuses what is not 1-64 of its characters.
-        client_id = serializers.CharField(max_length=64, trim_whitespace=False)
+        client_id = StringField(max_length=64, trim_whitespace=False)
         image = serializers.FileField(required=False, help_text="JPEG, PNG, GIF or WebP, at most 5 MB.")
 
     @extend_schema(parameters=[HistoryQuery], responses={200: MessagePageOutput})

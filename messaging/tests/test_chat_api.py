@@ -70,6 +70,8 @@ def test_resending_the_same_client_id_stores_one_message_and_returns_it_again(al
         ({"text": "hi", "client_id": "has spaces"}, "client_id"),
         ({"text": "hi", "client_id": " c-1 "}, "client_id"),  # compared exactly, as on the websocket
         ({"text": "hi", "client_id": "x" * 65}, "client_id"),
+        ({"text": "hi", "client_id": 123}, "client_id"),  # refused as the websocket refuses it
+        ({"text": 123, "client_id": "a"}, "text"),
     ],
 )
 def test_an_invalid_message_is_refused_and_nothing_is_stored(alice_bob_chat, body, field):

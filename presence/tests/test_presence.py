@@ -36,6 +36,12 @@ def online_users() -> set[int]:
     return {int(m) for m in shared_redis.connection().smembers(online_users_key())}
 
 
+@sync_to_async
+def redis_loses_the_presence_of(*users) -> None:
+    """As a flush or a restart of Redis without persistence would."""
+    shared_redis.connection().delete(online_users_key(), *(connections_key(user.pk) for user in users))
+
+
 async def last_seen(user):
     return (await User.objects.aget(pk=user.pk)).last_seen
 
@@ -199,11 +205,7 @@ async def test_presence_rebuilds_on_the_next_heartbeat_after_redis_is_flushed(tr
     alice_tab, bob_tab = await open_socket(alice), await open_socket(bob)
     await drain(alice_tab)
 
-    def flush():
-        redis = shared_redis.connection()
-        redis.delete(online_users_key(), connections_key(alice.pk), connections_key(bob.pk))
-
-    await sync_to_async(flush)()
+    await redis_loses_the_presence_of(alice, bob)
     await asyncio.sleep(0.35)
 
     assert await sync_to_async(selectors.is_online)(bob.pk)
@@ -219,11 +221,7 @@ async def test_closing_the_last_tab_after_redis_lost_its_data_still_tells_friend
     alice_tab, bob_tab = await open_socket(alice), await open_socket(bob)
     await drain(alice_tab)
 
-    def lose_the_data():
-        redis = shared_redis.connection()
-        redis.delete(online_users_key(), connections_key(alice.pk), connections_key(bob.pk))
-
-    await sync_to_async(lose_the_data)()
+    await redis_loses_the_presence_of(alice, bob)
     await bob_tab.disconnect()
 
     assert [f["type"] for f in presence_frames(await drain(alice_tab))] == ["user_offline"]
